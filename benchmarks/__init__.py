@@ -1,0 +1,127 @@
+"""Ratio benchmarks: each times our implementation against the baseline it must beat, in one run.
+
+A benchmark module is any ``benchmarks/bench_*.py`` defining ``BENCHMARKS``, a list of
+:class:`Benchmark`. ``python -m benchmarks [NAME ...]`` runs them and prints one line each:
+name, our time per unit of work, the baseline's, the speed-up (baseline time / our time) and
+the goal. Benchmarks are measurements, not tests: nothing here asserts a timing.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["Benchmark", "BenchResult", "discover", "run_benchmark", "format_result"]
+
+
+@dataclass(frozen=True)
+class Benchmark:
+    """One timed comparison.
+
+    Parameters
+    ----------
+    name : str
+        Unique, dotted by layer (``diffusion.walker``).
+    goal : str
+        The goal in words (``>= 6x numpy``; ``<= 1.15x BatchNorm``; ``< 10 s``).
+    setup : callable
+        ``setup() -> state``; not timed.
+    ours : callable
+        ``ours(state)``; the timed work.
+    baseline : callable or None
+        ``baseline(state)``; ``None`` for an absolute goal (then ``max_seconds`` applies).
+    work : float
+        Units of work done by one call (e.g. walker-steps), for a rate.
+    unit : str
+        Name of the unit of work.
+    min_speedup : float, optional
+        Goal as baseline time / our time (``1/1.15`` for "at most 1.15x slower").
+    max_seconds : float, optional
+        Goal as a wall time for one call of ``ours``.
+    repeats : int
+        Timed repeats of each side; the median is reported. One untimed warm-up call first.
+    """
+
+    name: str
+    goal: str
+    setup: Callable[[], Any]
+    ours: Callable[[Any], Any]
+    baseline: Callable[[Any], Any] | None = None
+    work: float = 1.0
+    unit: str = "call"
+    min_speedup: float | None = None
+    max_seconds: float | None = None
+    repeats: int = 5
+
+
+@dataclass(frozen=True)
+class BenchResult:
+    """Median seconds per call of each side, the speed-up and whether the goal is met."""
+
+    name: str
+    ours_s: float
+    baseline_s: float | None
+    speedup: float | None
+    met: bool | None
+    benchmark: Benchmark
+
+
+def _median_time(fn: Callable[[Any], Any], state: Any, repeats: int) -> float:
+    fn(state)  # warm-up (JIT compilation, caches)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn(state)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def run_benchmark(bench: Benchmark) -> BenchResult:
+    """Time ``ours`` and ``baseline`` in this process, alternating sides across repeats."""
+    state = bench.setup()
+    ours = _median_time(bench.ours, state, bench.repeats)
+    base = _median_time(bench.baseline, state, bench.repeats) if bench.baseline else None
+    speedup = base / ours if base is not None else None
+    met = None
+    if bench.min_speedup is not None and speedup is not None:
+        met = speedup >= bench.min_speedup
+    if bench.max_seconds is not None:
+        met = (met is not False) and ours <= bench.max_seconds
+    return BenchResult(bench.name, ours, base, speedup, met, bench)
+
+
+def _rate(seconds: float, bench: Benchmark) -> str:
+    if bench.work == 1.0 and bench.unit == "call":
+        return f"{seconds * 1e3:10.2f} ms"
+    rate = bench.work / seconds
+    for scale, prefix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if rate >= scale:
+            return f"{rate / scale:8.2f} {prefix}{bench.unit}/s"
+    return f"{rate:8.2f} {bench.unit}/s"
+
+
+def format_result(r: BenchResult) -> str:
+    """One line: name | ours | baseline | speed-up | goal | met."""
+    base = _rate(r.baseline_s, r.benchmark) if r.baseline_s is not None else "-"
+    ratio = f"{r.speedup:7.2f}x" if r.speedup is not None else "      -"
+    verdict = {True: "met", False: "NOT met", None: ""}[r.met]
+    return f"{r.name:<34} {_rate(r.ours_s, r.benchmark):>20} {base:>20} {ratio}  goal {r.goal}  {verdict}"
+
+
+def discover() -> dict[str, Benchmark]:
+    """All benchmarks of all ``benchmarks/bench_*.py`` modules, by name."""
+    found: dict[str, Benchmark] = {}
+    for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
+        if not info.name.startswith("bench_"):
+            continue
+        module = importlib.import_module(f"{__name__}.{info.name}")
+        for bench in getattr(module, "BENCHMARKS", []):
+            if bench.name in found:
+                raise ValueError(f"duplicate benchmark name {bench.name!r} in {info.name}")
+            found[bench.name] = bench
+    return found

@@ -1,0 +1,1 @@
+"""The large-batch experiments: models, ghost batch norm, regimes and a distance-recording trainer."""

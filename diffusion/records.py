@@ -1,0 +1,305 @@
+"""Run folders shared by every layer: config.json, records.npz, summary.json.
+
+A run is identified by its configuration, a frozen dataclass. The folder name is the
+configuration's kind plus a hash of its canonical JSON, so the same configuration always
+maps to the same folder and a finished run is reused instead of recomputed
+(:func:`run_or_load`). Every file is written atomically (temporary file in the same folder,
+then ``os.replace``), and ``summary.json`` is written last: a folder without it, or whose
+files do not match, is not a finished run and :func:`load_run` refuses it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import io
+import json
+import math
+import os
+import tempfile
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "Run",
+    "IncompleteRunError",
+    "package_version",
+    "config_to_dict",
+    "config_hash",
+    "run_dir",
+    "save_run",
+    "load_run",
+    "run_or_load",
+    "atomic_write_bytes",
+    "atomic_write_json",
+    "atomic_write_npz",
+    "to_jsonable",
+]
+
+CONFIG_FILE = "config.json"
+RECORDS_FILE = "records.npz"
+SUMMARY_FILE = "summary.json"
+
+
+class IncompleteRunError(FileNotFoundError):
+    """A run folder that is missing a file or whose files do not belong together."""
+
+
+def package_version() -> str:
+    """Installed version of the package, or ``'0+unknown'`` when run from a bare tree."""
+    try:
+        from importlib.metadata import PackageNotFoundError, version
+
+        return version("ultraslow")
+    except PackageNotFoundError:  # pragma: no cover - source tree without install
+        return "0+unknown"
+
+
+# ----------------------------------------------------------------------------- JSON
+def to_jsonable(value: Any, _name: str = "value") -> Any:
+    """Convert numpy scalars/arrays, tuples, paths and nested containers to plain JSON types.
+
+    Raises
+    ------
+    TypeError
+        Naming the offending field when a value has no JSON form.
+    ValueError
+        For non-finite floats (JSON has no NaN).
+    """
+    if value is None or isinstance(value, (bool, str)):
+        return value
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        if not math.isfinite(float(value)):
+            raise ValueError(f"{_name} is not finite ({value!r}); JSON cannot hold it")
+        return float(value)
+    if isinstance(value, np.bool_):
+        return bool(value)
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, np.ndarray):
+        return to_jsonable(value.tolist(), _name)
+    if isinstance(value, Mapping):
+        out = {}
+        for k, v in value.items():
+            if not isinstance(k, str):
+                raise TypeError(f"{_name} has a non-string key {k!r}")
+            out[k] = to_jsonable(v, f"{_name}.{k}")
+        return out
+    if isinstance(value, (list, tuple)):
+        return [to_jsonable(v, f"{_name}[{i}]") for i, v in enumerate(value)]
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return to_jsonable({f.name: getattr(value, f.name) for f in dataclasses.fields(value)}, _name)
+    raise TypeError(f"{_name} has type {type(value).__name__}, which has no JSON form")
+
+
+def config_to_dict(config: Any) -> dict:
+    """The JSON form of a frozen-dataclass configuration.
+
+    Raises
+    ------
+    TypeError
+        If ``config`` is not a dataclass instance, is not frozen, or has a field with no
+        JSON form (the message names the field).
+    """
+    if not dataclasses.is_dataclass(config) or isinstance(config, type):
+        raise TypeError(f"config must be a dataclass instance, got {type(config).__name__}")
+    if not getattr(type(config), "__dataclass_params__").frozen:
+        raise TypeError(f"config must be a frozen dataclass, {type(config).__name__} is not frozen")
+    fields = {f.name: getattr(config, f.name) for f in dataclasses.fields(config)}
+    return to_jsonable(fields, f"config.{type(config).__name__}")
+
+
+def _canonical(obj: Any) -> str:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), allow_nan=False)
+
+
+def config_hash(config: Any) -> str:
+    """SHA-256 (hex) of the configuration's kind and canonical JSON."""
+    payload = {"kind": type(config).__name__, "config": config_to_dict(config)}
+    return hashlib.sha256(_canonical(payload).encode()).hexdigest()
+
+
+def _kind(config: Any) -> str:
+    name = type(config).__name__
+    return name[:-6].lower() if name.endswith("Config") and len(name) > 6 else name.lower()
+
+
+def run_dir(root: str | os.PathLike, config: Any) -> Path:
+    """Folder of the run for ``config`` under ``root``: ``<kind>-<hash[:16]>``."""
+    return Path(root) / f"{_kind(config)}-{config_hash(config)[:16]}"
+
+
+# ----------------------------------------------------------------------------- atomic writes
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically: a temporary file in the same folder, fsync, rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    return path
+
+
+def atomic_write_json(path: str | os.PathLike, obj: Any) -> Path:
+    """Write ``obj`` as indented JSON, atomically."""
+    text = json.dumps(to_jsonable(obj, Path(path).name), indent=2, sort_keys=True, allow_nan=False)
+    return atomic_write_bytes(path, (text + "\n").encode())
+
+
+def atomic_write_npz(path: str | os.PathLike, arrays: Mapping[str, np.ndarray]) -> Path:
+    """Write a compressed ``.npz`` atomically (serialised in memory, then one atomic write)."""
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **{k: np.asarray(v) for k, v in arrays.items()})
+    return atomic_write_bytes(path, buf.getvalue())
+
+
+# ----------------------------------------------------------------------------- runs
+@dataclass(frozen=True)
+class Run:
+    """A finished run loaded from its folder.
+
+    Attributes
+    ----------
+    path : pathlib.Path
+        The run folder.
+    config : dict
+        ``config.json`` minus the bookkeeping keys (see ``meta``).
+    meta : dict
+        Bookkeeping stored with the config: kind, hash, package version.
+    records : dict of str to numpy.ndarray
+        Arrays from ``records.npz``.
+    summary : dict
+        ``summary.json``.
+    """
+
+    path: Path
+    config: dict
+    meta: dict
+    records: dict[str, np.ndarray]
+    summary: dict
+
+    def trace(self, prefix: str = ""):
+        """The :class:`~diffusion.metrics.Trace` stored in the records under ``prefix``."""
+        from diffusion.metrics import Trace
+
+        return Trace.from_arrays(self.records, prefix)
+
+
+def save_run(
+    root: str | os.PathLike,
+    config: Any,
+    records: Mapping[str, np.ndarray],
+    summary: Mapping[str, Any],
+) -> Run:
+    """Write a run folder for ``config`` (config.json, records.npz, then summary.json).
+
+    Parameters
+    ----------
+    root : path
+        Parent folder of all runs.
+    config : frozen dataclass
+        The configuration; it should carry the seed (a field named ``seed`` is recorded).
+    records : mapping of str to array
+        Arrays to keep (traces via :meth:`Trace.to_arrays`).
+    summary : mapping
+        JSON-able results; written last, marking the run finished.
+
+    Returns
+    -------
+    Run
+    """
+    cfg = config_to_dict(config)
+    if not isinstance(records, Mapping):
+        raise TypeError(f"records must be a mapping of name to array, got {type(records).__name__}")
+    if not isinstance(summary, Mapping):
+        raise TypeError(f"summary must be a mapping, got {type(summary).__name__}")
+    path = run_dir(root, config)
+    meta = {"kind": type(config).__name__, "hash": config_hash(config), "version": package_version(),
+            "seed": cfg.get("seed")}
+    summary_json = to_jsonable(dict(summary), "summary")
+    # an older summary would make a half-rewritten folder look finished: remove it first
+    try:
+        os.unlink(path / SUMMARY_FILE)
+    except FileNotFoundError:
+        pass
+    atomic_write_json(path / CONFIG_FILE, {"config": cfg, "meta": meta})
+    atomic_write_npz(path / RECORDS_FILE, records)
+    atomic_write_json(path / SUMMARY_FILE, {"hash": meta["hash"], "summary": summary_json})
+    return Run(path, cfg, meta, {k: np.asarray(v) for k, v in records.items()}, summary_json)
+
+
+def load_run(path: str | os.PathLike) -> Run:
+    """Load a finished run folder.
+
+    Raises
+    ------
+    IncompleteRunError
+        If a file is missing or unreadable, or the files carry different config hashes.
+    """
+    path = Path(path)
+    if not path.is_dir():
+        raise IncompleteRunError(f"path {str(path)!r} is not a run folder")
+    missing = [f for f in (CONFIG_FILE, RECORDS_FILE, SUMMARY_FILE) if not (path / f).is_file()]
+    if missing:
+        raise IncompleteRunError(f"run folder {str(path)!r} is incomplete: missing {missing}")
+    try:
+        cfg_doc = json.loads((path / CONFIG_FILE).read_text())
+        sum_doc = json.loads((path / SUMMARY_FILE).read_text())
+        with np.load(path / RECORDS_FILE, allow_pickle=False) as npz:
+            records = {k: npz[k] for k in npz.files}
+    except (OSError, ValueError, KeyError) as exc:
+        raise IncompleteRunError(f"run folder {str(path)!r} has an unreadable file: {exc}") from exc
+    if not isinstance(cfg_doc, dict) or "config" not in cfg_doc or "meta" not in cfg_doc:
+        raise IncompleteRunError(f"{path / CONFIG_FILE} is not a run config")
+    if not isinstance(sum_doc, dict) or sum_doc.get("hash") != cfg_doc["meta"].get("hash"):
+        raise IncompleteRunError(f"run folder {str(path)!r}: summary.json does not belong to config.json")
+    return Run(path, cfg_doc["config"], cfg_doc["meta"], records, sum_doc["summary"])
+
+
+def run_or_load(
+    root: str | os.PathLike,
+    config: Any,
+    compute: Callable[[Any], tuple[Mapping[str, np.ndarray], Mapping[str, Any]]],
+    *,
+    force: bool = False,
+) -> Run:
+    """Return the finished run for ``config`` under ``root``, computing it only if needed.
+
+    Parameters
+    ----------
+    root : path
+        Parent folder of all runs.
+    config : frozen dataclass
+        The configuration.
+    compute : callable
+        ``compute(config) -> (records, summary)``; called only when no finished run exists
+        (or ``force``).
+    force : bool
+        Recompute even when a finished run exists.
+    """
+    path = run_dir(root, config)
+    if not force:
+        try:
+            run = load_run(path)
+            if run.meta.get("hash") == config_hash(config):
+                return run
+        except IncompleteRunError:
+            pass
+    records, summary = compute(config)
+    return save_run(root, config, records, summary)

@@ -1,0 +1,1 @@
+"""Regenerate the package's figures: ``python -m figures``."""

@@ -1,0 +1,1 @@
+"""Gradient descent on linearly separable data: convergence to the hard-margin SVM direction."""
