@@ -110,7 +110,7 @@ def format_result(r: BenchResult) -> str:
     base = _rate(r.baseline_s, r.benchmark) if r.baseline_s is not None else "-"
     ratio = f"{r.speedup:7.2f}x" if r.speedup is not None else "      -"
     verdict = {True: "met", False: "NOT met", None: ""}[r.met]
-    return f"{r.name:<34} {_rate(r.ours_s, r.benchmark):>20} {base:>20} {ratio}  goal {r.goal}  {verdict}"
+    return f"{r.name:<34} {_rate(r.ours_s, r.benchmark):>20} {base:>20} {ratio}  goal {r.benchmark.goal}  {verdict}"
 
 
 def discover() -> dict[str, Benchmark]:

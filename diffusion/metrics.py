@@ -173,8 +173,12 @@ def log_schedule(t_max: float, per_decade: int = 10, start: int = 1) -> np.ndarr
         raise ValueError(f"t_max must be below 2**62 to be held as int64, got {t_max!r}")
     last = int(math.floor(t_max_f))
     n = max(int(math.ceil(math.log10(last) * per_decade)) + 1, 2)
-    grid = np.unique(np.floor(np.logspace(0.0, math.log10(last), n)).astype(np.int64))
-    grid = np.unique(np.concatenate([[1], grid, [last]]))
+    grid = np.floor(np.logspace(0.0, math.log10(last), n)).astype(np.int64)
+    # below t = 1/(r - 1), with r the ratio between grid points, the spacing is under one:
+    # keep every integer there
+    dense = np.arange(1, min(last, int(math.ceil(1.0 / (10 ** (1.0 / per_decade) - 1.0)))) + 1)
+    grid = np.unique(np.concatenate([dense, grid, [last]]))
+    grid = grid[(grid >= 1) & (grid <= last)]
     if start == 0:
         grid = np.concatenate([[0], grid])
     return grid.astype(np.int64)

@@ -17,6 +17,7 @@ import json
 import math
 import os
 import tempfile
+import zipfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -263,7 +264,7 @@ def load_run(path: str | os.PathLike) -> Run:
         sum_doc = json.loads((path / SUMMARY_FILE).read_text())
         with np.load(path / RECORDS_FILE, allow_pickle=False) as npz:
             records = {k: npz[k] for k in npz.files}
-    except (OSError, ValueError, KeyError) as exc:
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
         raise IncompleteRunError(f"run folder {str(path)!r} has an unreadable file: {exc}") from exc
     if not isinstance(cfg_doc, dict) or "config" not in cfg_doc or "meta" not in cfg_doc:
         raise IncompleteRunError(f"{path / CONFIG_FILE} is not a run config")

@@ -1,0 +1,366 @@
+"""Experiment profiles for the large-batch table: the paper's recipe and a quick CPU version.
+
+A :class:`Recipe` is one row of the table -- a network, its dataset and its training
+regime, with the small and large batch sizes. :data:`REGIMES` are the table's five columns;
+:func:`regime_settings` turns a recipe and a column into the keyword arguments of
+``deep.train.TrainConfig``:
+
+============== ========== ================================ ========= ==================
+column         batch      learning rate                    ghost BN  epochs, milestones
+============== ========== ================================ ========= ==================
+SB             ``B_S``    ``lr``                           --        as in the recipe
+LB             ``B_L``    ``lr``                           --        as in the recipe
+LB+LR          ``B_L``    ``lr * sqrt(B_L / B_S)``         --        as in the recipe
+LB+LR+GBN      ``B_L``    ``lr * sqrt(B_L / B_S)``         ``ghost`` as in the recipe
+LB+LR+GBN+RA   ``B_L``    ``lr * sqrt(B_L / B_S)``         ``ghost`` stretched by B_L / B_S
+============== ========== ================================ ========= ==================
+
+The learning-rate base is always the small batch ``B_S`` (the reference code used 256 in
+one driver and the ghost size in the other); regime adaptation multiplies the epochs and
+every milestone by ``B_L / B_S`` so the large batch takes as many steps, and drops its
+learning rate at the same steps, as the small batch. Gradient clipping at norm 5 is part of
+the paper's recipe (the reference code clipped every step); momentum and weight decay are
+explicit per recipe and are never silently reset.
+
+Profiles
+--------
+``quick``
+    CPU, minutes. F1 (784-512x5-10 with batch norm) on MNIST-5k -- the 5000-digit MNIST
+    subset, split 4000 train / 1000 validation -- with ``B_S = 32`` and ``B_L = 1024``
+    (the paper's ratio 4096/128 = 32, scaled to a training set 15x smaller than MNIST's),
+    ghost batch 32, 8 epochs (RA: 256); and a small BN MLP on MNIST-1D (4000 train / 1000
+    validation, 40 features) with ``B_S = 16``, ``B_L = 512`` (ratio 32), ghost 16,
+    10 epochs (RA: 320).
+``paper``
+    The paper's seven networks with their datasets, epochs and batch sizes
+    (``B_S = 128`` / ``B_L = 4096``, ghost 128; AlexNet ``B_S = 256`` and
+    ``B_L = 4096`` or ``8192``). Needs a GPU and user-supplied CIFAR / ImageNet files.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = [
+    "REGIMES",
+    "Recipe",
+    "Profile",
+    "PROFILES",
+    "QUICK",
+    "PAPER",
+    "get_profile",
+    "regime_settings",
+]
+
+REGIMES: tuple[str, ...] = ("SB", "LB", "LB+LR", "LB+LR+GBN", "LB+LR+GBN+RA")
+"""The table's columns, in the paper's order."""
+
+
+def _positive_int(name: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__} ({value!r})")
+    if value < 1:
+        raise ValueError(f"{name} must be >= 1, got {value!r}")
+
+
+def _non_negative(name: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a number, got {type(value).__name__} ({value!r})")
+    if not math.isfinite(value) or value < 0:
+        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """One row of the table: a network, a dataset and the small-batch training regime.
+
+    Parameters
+    ----------
+    name : str
+        Row label (``"F1"``, ``"ResNet44"``...).
+    model, data : str
+        Names for ``deep.models.build`` and ``deep.data.load_dataset``.
+    epochs : int
+        Epochs of the small-batch regime (regime adaptation stretches them).
+    small_batch, large_batch : int
+        ``B_S`` and ``B_L``; ``large_batch > small_batch``.
+    lr : float
+        Learning rate at ``small_batch``.
+    milestones : tuple of int
+        Epochs at which the learning rate is multiplied by ``lr_decay``.
+    lr_decay : float
+        Factor applied at each milestone, in (0, 1].
+    momentum, weight_decay : float
+        SGD settings, explicit (never silently dropped).
+    ghost_size : int
+        Ghost batch size of the ``+GBN`` columns; divides ``large_batch``.
+    grad_clip : float or None
+        Gradient-norm clipping threshold.
+    warmup_epochs : float
+        Linear warm-up length (0 for none).
+    augment : bool
+        Whether the training data are augmented (crops/flips for images).
+    eval_every : int or "epoch"
+        Evaluation interval handed to the trainer.
+    trace_per_decade : int
+        Density of the log-spaced distance trace.
+    paper : tuple of float or None
+        The paper's reported validation accuracies (percent) for the five columns, shown
+        beside the measured row; ``None`` when the paper has none.
+    note : str
+        Free text (dataset sizes, departures from the reference code).
+    """
+
+    name: str
+    model: str
+    data: str
+    epochs: int
+    small_batch: int
+    large_batch: int
+    lr: float
+    milestones: tuple[int, ...] = ()
+    lr_decay: float = 0.1
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    ghost_size: int = 128
+    grad_clip: float | None = 5.0
+    warmup_epochs: float = 0.0
+    augment: bool = False
+    eval_every: int | str = "epoch"
+    trace_per_decade: int = 10
+    paper: tuple[float, ...] | None = None
+    note: str = ""
+
+    def __post_init__(self) -> None:
+        for name in ("name", "model", "data"):
+            value = getattr(self, name)
+            if not isinstance(value, str) or not value:
+                raise TypeError(f"{name} must be a non-empty string, got {value!r}")
+        for name in ("epochs", "small_batch", "large_batch", "ghost_size", "trace_per_decade"):
+            _positive_int(name, getattr(self, name))
+        if self.large_batch <= self.small_batch:
+            raise ValueError(f"large_batch must exceed small_batch ({self.small_batch}), got {self.large_batch}")
+        if self.large_batch % self.ghost_size:
+            raise ValueError(f"ghost_size must divide large_batch ({self.large_batch}), got {self.ghost_size}")
+        _non_negative("lr", self.lr)
+        if self.lr == 0:
+            raise ValueError("lr must be positive, got 0")
+        _non_negative("momentum", self.momentum)
+        _non_negative("weight_decay", self.weight_decay)
+        _non_negative("warmup_epochs", self.warmup_epochs)
+        if not 0 < self.lr_decay <= 1:
+            raise ValueError(f"lr_decay must be in (0, 1], got {self.lr_decay!r}")
+        if self.grad_clip is not None:
+            _non_negative("grad_clip", self.grad_clip)
+        if not isinstance(self.milestones, tuple):
+            raise TypeError(f"milestones must be a tuple, got {type(self.milestones).__name__}")
+        for m in self.milestones:
+            _positive_int("milestones", m)
+        if list(self.milestones) != sorted(set(self.milestones)) or any(m >= self.epochs for m in self.milestones):
+            raise ValueError(f"milestones must be increasing epochs below epochs={self.epochs}, got {self.milestones}")
+        if self.eval_every != "epoch":
+            _positive_int("eval_every", self.eval_every)
+        if self.paper is not None and len(self.paper) != len(REGIMES):
+            raise ValueError(f"paper must hold {len(REGIMES)} accuracies, got {self.paper!r}")
+
+    @property
+    def ratio(self) -> float:
+        """``B_L / B_S``, the factor of regime adaptation."""
+        return self.large_batch / self.small_batch
+
+
+@dataclass(frozen=True)
+class Profile:
+    """A named set of recipes run over several seeds.
+
+    Parameters
+    ----------
+    name : str
+        ``"quick"`` or ``"paper"`` (or any label).
+    recipes : tuple of Recipe
+        The table's rows.
+    seeds : int
+        Default number of seeds per cell.
+    device : str
+        Device for the trainer (``"cpu"``, ``"cuda"``, ``"auto"``).
+    description : str
+        One paragraph shown with the table.
+    """
+
+    name: str
+    recipes: tuple[Recipe, ...]
+    seeds: int = 3
+    device: str = "auto"
+    description: str = ""
+    regimes: tuple[str, ...] = field(default=REGIMES)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name:
+            raise TypeError(f"name must be a non-empty string, got {self.name!r}")
+        if not isinstance(self.recipes, tuple) or not self.recipes:
+            raise ValueError(f"recipes must be a non-empty tuple of Recipe, got {self.recipes!r}")
+        for r in self.recipes:
+            if not isinstance(r, Recipe):
+                raise TypeError(f"recipes must hold Recipe objects, got {type(r).__name__}")
+        names = [r.name for r in self.recipes]
+        if len(set(names)) != len(names):
+            raise ValueError(f"recipe names must be unique, got {names}")
+        _positive_int("seeds", self.seeds)
+        bad = [g for g in self.regimes if g not in REGIMES]
+        if bad or not self.regimes:
+            raise ValueError(f"regimes must be drawn from {REGIMES}, got {self.regimes!r}")
+
+    def recipe(self, name: str) -> Recipe:
+        """The recipe called ``name`` (case-insensitive; model names also match)."""
+        for r in self.recipes:
+            if name.lower() in (r.name.lower(), r.model.lower()):
+                return r
+        raise ValueError(f"model {name!r} is not in profile {self.name!r}: {[r.name for r in self.recipes]}")
+
+    def select(self, names: tuple[str, ...] | list[str] | None) -> Profile:
+        """This profile restricted to the recipes named in ``names`` (all when ``None``)."""
+        if not names:
+            return self
+        recipes = []
+        for n in names:
+            r = self.recipe(n)
+            if r not in recipes:
+                recipes.append(r)
+        return Profile(self.name, tuple(recipes), self.seeds, self.device, self.description, self.regimes)
+
+
+def regime_settings(recipe: Recipe, regime: str) -> dict[str, Any]:
+    """Keyword arguments of ``deep.train.TrainConfig`` for one column of the table.
+
+    Parameters
+    ----------
+    recipe : Recipe
+        The row.
+    regime : str
+        One of :data:`REGIMES`.
+
+    Returns
+    -------
+    dict
+        ``model``, ``data``, ``batch_size``, ``epochs``, ``lr``, ``base_batch_size``,
+        ``lr_scaling``, ``ghost_size``, ``regime_adaptation``, ``milestones``, ``lr_decay``,
+        ``momentum``, ``weight_decay``, ``warmup_epochs``, ``grad_clip``, ``augment``,
+        ``eval_every``, ``trace_per_decade``. The seed, data root and device are added by
+        the caller. ``lr`` is the small-batch rate and ``base_batch_size`` is ``B_S``: the
+        trainer applies the sqrt scaling and, with ``regime_adaptation``, stretches the
+        epochs and milestones by ``batch_size / base_batch_size``.
+    """
+    if not isinstance(recipe, Recipe):
+        raise TypeError(f"recipe must be a Recipe, got {type(recipe).__name__}")
+    if regime not in REGIMES:
+        raise ValueError(f"regime must be one of {REGIMES}, got {regime!r}")
+    large = regime != "SB"
+    return {
+        "model": recipe.model,
+        "data": recipe.data,
+        "batch_size": recipe.large_batch if large else recipe.small_batch,
+        "epochs": recipe.epochs,
+        "lr": recipe.lr,
+        "base_batch_size": recipe.small_batch,
+        "lr_scaling": "sqrt" if "LR" in regime else "none",
+        "ghost_size": recipe.ghost_size if "GBN" in regime else None,
+        "regime_adaptation": regime.endswith("RA"),
+        "milestones": recipe.milestones,
+        "lr_decay": recipe.lr_decay,
+        "momentum": recipe.momentum,
+        "weight_decay": recipe.weight_decay,
+        "warmup_epochs": recipe.warmup_epochs,
+        "grad_clip": recipe.grad_clip,
+        "augment": recipe.augment,
+        "eval_every": recipe.eval_every,
+        "trace_per_decade": recipe.trace_per_decade,
+    }
+
+
+# ----------------------------------------------------------------------------- quick (CPU)
+QUICK = Profile(
+    name="quick",
+    device="cpu",
+    seeds=3,
+    description=(
+        "CPU profile. F1 on MNIST-5k (4000 train / 1000 validation), B_S=32 vs B_L=1024, ghost 32, "
+        "8 epochs (lr x0.1 at 4 and 6); a BN MLP on MNIST-1D (4000 / 1000, 40 features), "
+        "B_S=16 vs B_L=512, ghost 16, 10 epochs (lr x0.1 at 5 and 8). Batch ratio 32 as in the "
+        "paper (4096/128); RA stretches epochs and milestones 32x."
+    ),
+    recipes=(
+        Recipe(name="F1", model="f1", data="mnist5k", epochs=8, small_batch=32, large_batch=1024,
+               lr=0.1, milestones=(4, 6), momentum=0.9, weight_decay=1e-4, ghost_size=32,
+               paper=(98.27, 97.05, 97.55, 97.60, 98.53),
+               note="paper row is F1 on full MNIST (60k), 50 epochs, B_S=128 / B_L=4096"),
+        Recipe(name="MLP-1D", model="mlp1d", data="mnist1d", epochs=10, small_batch=16, large_batch=512,
+               lr=0.05, milestones=(5, 8), momentum=0.9, weight_decay=1e-4, ghost_size=16,
+               note="no paper counterpart"),
+    ),
+)
+
+# ----------------------------------------------------------------------------- paper (GPU)
+_PAPER_NOTE = "B_S=128, B_L=4096, ghost 128; lr sqrt-scaled from B_S"
+PAPER = Profile(
+    name="paper",
+    device="auto",
+    seeds=3,
+    description=(
+        "The paper's networks and datasets (Hoffer et al. 2017, Fig. 2 and Table 1). "
+        "B_S=128 vs B_L=4096 with ghost batch 128 (AlexNet: B_S=256 vs B_L=4096 or 8192); "
+        "lr scaled by sqrt(B_L/B_S); RA stretches epochs and milestones by B_L/B_S. "
+        "Needs a GPU and the CIFAR / ImageNet files under --data-root."
+    ),
+    recipes=(
+        Recipe(name="F1", model="f1", data="mnist", epochs=50, small_batch=128, large_batch=4096,
+               lr=0.1, milestones=(10, 20, 30), momentum=0.9, weight_decay=1e-4,
+               paper=(98.27, 97.05, 97.55, 97.60, 98.53), note=_PAPER_NOTE),
+        Recipe(name="C1", model="c1", data="cifar10", epochs=200, small_batch=128, large_batch=4096,
+               lr=1e-2, milestones=(120, 180), momentum=0.0, weight_decay=5e-4, warmup_epochs=60.0,
+               augment=True, paper=(87.80, 83.95, 86.15, 86.4, 88.20),
+               note=_PAPER_NOTE + "; reference regime: lr 1e-3 for 60 epochs, then 1e-2, 1e-3 at 120, "
+               "1e-4 at 180, momentum 0 (here a 60-epoch warm-up to 1e-2, momentum 0 made explicit)"),
+        Recipe(name="ResNet44", model="resnet44", data="cifar10", epochs=182, small_batch=128,
+               large_batch=4096, lr=0.1, milestones=(81, 122, 164), momentum=0.9, weight_decay=1e-4,
+               augment=True, paper=(92.83, 86.10, 89.30, 90.50, 93.07),
+               note=_PAPER_NOTE + "; full 182-epoch schedule (the reference script stopped at 100)"),
+        Recipe(name="VGG", model="vgg16", data="cifar10", epochs=200, small_batch=128, large_batch=4096,
+               lr=0.1, milestones=(60, 120, 160), lr_decay=0.2, momentum=0.9, weight_decay=5e-4,
+               augment=True, paper=(92.30, 84.1, 88.6, 91.50, 93.03),
+               note=_PAPER_NOTE + "; VGG16-BN regime of the authors' later code (absent from the paper's)"),
+        Recipe(name="C3", model="c3", data="cifar100", epochs=200, small_batch=128, large_batch=4096,
+               lr=1e-2, milestones=(120, 180), momentum=0.0, weight_decay=5e-4, warmup_epochs=60.0,
+               augment=True, paper=(61.25, 51.50, 57.38, 57.5, 63.20),
+               note=_PAPER_NOTE + "; regime as C1"),
+        Recipe(name="WResNet16-4", model="wresnet16_4", data="cifar100", epochs=200, small_batch=128,
+               large_batch=4096, lr=0.1, milestones=(60, 120, 160), lr_decay=0.2, momentum=0.9,
+               weight_decay=1e-4, augment=True, paper=(73.70, 68.15, 69.05, 71.20, 73.57),
+               note=_PAPER_NOTE + "; the real WRN-16-4 (the reference command built a ResNet44); "
+               "lr x0.2 at 60/120/160"),
+        Recipe(name="AlexNet-4096", model="alexnet", data="imagenet", epochs=30, small_batch=256,
+               large_batch=4096, lr=1e-2, milestones=(10, 15, 20, 25), lr_decay=0.5, momentum=0.9,
+               weight_decay=5e-4, augment=True, paper=(57.10, 41.23, 53.25, 54.92, 59.5),
+               note="B_S=256, B_L=4096, ghost 128; reference regime 1e-2, 5e-3@10, 1e-3@15, 5e-4@20, "
+               "1e-4@25 approximated by x0.5 per milestone"),
+        Recipe(name="AlexNet-8192", model="alexnet", data="imagenet", epochs=30, small_batch=256,
+               large_batch=8192, lr=1e-2, milestones=(10, 15, 20, 25), lr_decay=0.5, momentum=0.9,
+               weight_decay=5e-4, augment=True, paper=(57.10, 41.23, 53.25, 53.93, 59.5),
+               note="as AlexNet-4096 with B_L=8192"),
+    ),
+)
+
+PROFILES: dict[str, Profile] = {"quick": QUICK, "paper": PAPER}
+
+
+def get_profile(name: str | Profile) -> Profile:
+    """The profile called ``name`` (``"quick"`` or ``"paper"``); a Profile passes through."""
+    if isinstance(name, Profile):
+        return name
+    if not isinstance(name, str):
+        raise TypeError(f"profile must be a name or a Profile, got {type(name).__name__}")
+    try:
+        return PROFILES[name]
+    except KeyError:
+        raise ValueError(f"profile must be one of {sorted(PROFILES)}, got {name!r}") from None

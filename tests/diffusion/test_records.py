@@ -1,0 +1,184 @@
+"""Run folders: hashing, reuse, validation and atomic writes (including a killed writer)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from diffusion import records
+from diffusion.metrics import Trace, log_schedule
+from diffusion.records import (
+    IncompleteRunError,
+    atomic_write_npz,
+    config_hash,
+    load_run,
+    run_dir,
+    run_or_load,
+    save_run,
+)
+
+
+@dataclass(frozen=True)
+class DemoConfig:
+    n: int = 10
+    scale: float = 1.5
+    label: str = "demo"
+    sizes: tuple = (1, 2)
+    seed: int = 0
+
+
+@dataclass
+class MutableConfig:
+    n: int = 1
+
+
+@dataclass(frozen=True)
+class BadConfig:
+    thing: object = object()
+
+
+def _compute(cfg: DemoConfig):
+    t = log_schedule(cfg.n * 100)
+    trace = Trace(t, cfg.scale * np.log(t.astype(float)), {"loss": 1.0 / t})
+    return trace.to_arrays(), {"final": float(trace.distance[-1])}
+
+
+def test_same_config_same_folder_and_reuse(tmp_path):
+    calls = []
+
+    def compute(cfg):
+        calls.append(cfg)
+        return _compute(cfg)
+
+    a = run_or_load(tmp_path, DemoConfig(), compute)
+    b = run_or_load(tmp_path, DemoConfig(), compute)
+    assert len(calls) == 1 and a.path == b.path
+    assert a.path.name.startswith("demo-")
+    c = run_or_load(tmp_path, DemoConfig(n=11), compute)
+    assert c.path != a.path and len(calls) == 2
+    run_or_load(tmp_path, DemoConfig(), compute, force=True)
+    assert len(calls) == 3
+
+
+def test_loaded_run_has_config_version_seed_and_trace(tmp_path):
+    run = save_run(tmp_path, DemoConfig(seed=7), *_compute(DemoConfig(seed=7)))
+    loaded = load_run(run.path)
+    assert loaded.config == {"n": 10, "scale": 1.5, "label": "demo", "sizes": [1, 2], "seed": 7}
+    assert loaded.meta["seed"] == 7 and loaded.meta["version"]
+    assert loaded.meta["hash"] == config_hash(DemoConfig(seed=7))
+    tr = loaded.trace()
+    np.testing.assert_array_equal(tr.t, log_schedule(1000))
+    assert set(tr.extras) == {"loss"}
+    assert loaded.summary["final"] == pytest.approx(1.5 * np.log(1000))
+
+
+def test_hash_is_stable_and_field_sensitive():
+    assert config_hash(DemoConfig()) == config_hash(DemoConfig())
+    assert config_hash(DemoConfig()) != config_hash(DemoConfig(scale=1.5000001))
+    assert run_dir("r", DemoConfig()).parent == Path("r")
+
+
+def test_config_must_be_a_frozen_jsonable_dataclass(tmp_path):
+    with pytest.raises(TypeError, match="dataclass instance"):
+        save_run(tmp_path, {"n": 1}, {}, {})
+    with pytest.raises(TypeError, match="dataclass instance"):
+        config_hash(DemoConfig)
+    with pytest.raises(TypeError, match="frozen"):
+        config_hash(MutableConfig())
+    with pytest.raises(TypeError, match="config.BadConfig.thing"):
+        config_hash(BadConfig())
+    with pytest.raises(ValueError, match="not finite"):
+        config_hash(DemoConfig(scale=float("nan")))
+
+
+def test_load_run_refuses_incomplete_or_mismatched_folders(tmp_path):
+    run = save_run(tmp_path, DemoConfig(), *_compute(DemoConfig()))
+    with pytest.raises(IncompleteRunError, match="not a run folder"):
+        load_run(tmp_path / "nothing")
+    # a summary from another config does not belong
+    other = save_run(tmp_path, DemoConfig(n=3), *_compute(DemoConfig(n=3)))
+    (run.path / "summary.json").write_text((other.path / "summary.json").read_text())
+    with pytest.raises(IncompleteRunError, match="does not belong"):
+        load_run(run.path)
+    (run.path / "summary.json").unlink()
+    with pytest.raises(IncompleteRunError, match="missing"):
+        load_run(run.path)
+    # a truncated records file is unreadable, not silently accepted
+    save_run(tmp_path, DemoConfig(), *_compute(DemoConfig()))
+    data = (run.path / "records.npz").read_bytes()
+    (run.path / "records.npz").write_bytes(data[: len(data) // 2])
+    with pytest.raises(IncompleteRunError, match="unreadable"):
+        load_run(run.path)
+
+
+def test_exception_during_write_leaves_no_partial_file(tmp_path, monkeypatch):
+    target = tmp_path / "a.npz"
+    atomic_write_npz(target, {"x": np.arange(3)})
+
+    def boom(*args, **kwargs):
+        raise KeyboardInterrupt("interrupted mid-write")
+
+    monkeypatch.setattr(records.os, "replace", boom)
+    with pytest.raises(KeyboardInterrupt):
+        atomic_write_npz(target, {"x": np.arange(10)})
+    monkeypatch.undo()
+    with np.load(target) as npz:  # the previous complete file is intact
+        np.testing.assert_array_equal(npz["x"], np.arange(3))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.npz"]  # temp file cleaned
+
+
+def test_killed_writer_leaves_previous_run_or_none(tmp_path):
+    """SIGKILL a real process while it rewrites a large run: never a half run that loads."""
+    script = textwrap.dedent(
+        f"""
+        import sys
+        from dataclasses import dataclass
+        import numpy as np
+        from diffusion.records import save_run
+
+        @dataclass(frozen=True)
+        class DemoConfig:
+            n: int = 10
+            scale: float = 1.5
+            label: str = "demo"
+            sizes: tuple = (1, 2)
+            seed: int = 0
+
+        big = np.random.default_rng(0).normal(size=(int(sys.argv[1]),))
+        print("writing", flush=True)
+        while True:
+            save_run({str(tmp_path)!r}, DemoConfig(), {{"t": np.arange(3), "distance": np.zeros(3), "big": big}}, {{"n": 1}})
+        """
+    )
+    first = save_run(tmp_path, DemoConfig(), *_compute(DemoConfig()))
+    for delay in (0.3, 0.9, 1.7):
+        proc = subprocess.Popen([sys.executable, "-c", script, "3000000"], stdout=subprocess.PIPE, text=True)
+        assert proc.stdout.readline().strip() == "writing"
+        time.sleep(delay)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        try:
+            run = load_run(first.path)
+        except IncompleteRunError:
+            continue  # "none": acceptable, and run_or_load will recompute
+        # a run that loads is complete and self-consistent
+        assert run.summary in ({"n": 1}, first.summary)
+        if run.summary == {"n": 1}:
+            assert run.records["big"].shape == (3_000_000,)
+        else:
+            assert "big" not in run.records
+    leftovers = [p for p in first.path.iterdir() if p.suffix == ".tmp"]
+    # a SIGKILL can leave a temporary file behind; it is never mistaken for a result
+    for p in leftovers:
+        assert p.name.startswith(".")
+    json.loads((first.path / "config.json").read_text())
