@@ -28,7 +28,7 @@ Profiles
     CPU, minutes. F1 (784-512x5-10 with batch norm) on MNIST-5k -- the 5000-digit MNIST
     subset, split 4000 train / 1000 validation -- with ``B_S = 32`` and ``B_L = 1024``
     (the paper's ratio 4096/128 = 32, scaled to a training set 15x smaller than MNIST's),
-    ghost batch 32, 8 epochs (RA: 256); and a small BN MLP on MNIST-1D (4000 train / 1000
+    ghost batch 32, 4 epochs (RA: 128); and a small BN MLP on MNIST-1D (4000 train / 1000
     validation, 40 features) with ``B_S = 16``, ``B_L = 512`` (ratio 32), ghost 16,
     10 epochs (RA: 320).
 ``paper``
@@ -100,10 +100,10 @@ class Recipe:
         Gradient-norm clipping threshold.
     warmup_epochs : float
         Linear warm-up length (0 for none).
-    augment : bool
-        Whether the training data are augmented (crops/flips for images).
-    eval_every : int or "epoch"
-        Evaluation interval handed to the trainer.
+    augment : {"auto", "none", "cifar"}
+        Training augmentation (``"auto"``: the paper's crops and flips for CIFAR, none otherwise).
+    eval_every : int, "epoch" or None
+        Evaluation interval handed to the trainer (``None``: only at the end).
     trace_per_decade : int
         Density of the log-spaced distance trace.
     paper : tuple of float or None
@@ -127,8 +127,8 @@ class Recipe:
     ghost_size: int = 128
     grad_clip: float | None = 5.0
     warmup_epochs: float = 0.0
-    augment: bool = False
-    eval_every: int | str = "epoch"
+    augment: str = "auto"
+    eval_every: int | str | None = None
     trace_per_decade: int = 10
     paper: tuple[float, ...] | None = None
     note: str = ""
@@ -141,9 +141,13 @@ class Recipe:
         for name in ("epochs", "small_batch", "large_batch", "ghost_size", "trace_per_decade"):
             _positive_int(name, getattr(self, name))
         if self.large_batch <= self.small_batch:
-            raise ValueError(f"large_batch must exceed small_batch ({self.small_batch}), got {self.large_batch}")
+            raise ValueError(
+                f"large_batch must exceed small_batch ({self.small_batch}), got {self.large_batch}"
+            )
         if self.large_batch % self.ghost_size:
-            raise ValueError(f"ghost_size must divide large_batch ({self.large_batch}), got {self.ghost_size}")
+            raise ValueError(
+                f"ghost_size must divide large_batch ({self.large_batch}), got {self.ghost_size}"
+            )
         _non_negative("lr", self.lr)
         if self.lr == 0:
             raise ValueError("lr must be positive, got 0")
@@ -158,9 +162,16 @@ class Recipe:
             raise TypeError(f"milestones must be a tuple, got {type(self.milestones).__name__}")
         for m in self.milestones:
             _positive_int("milestones", m)
-        if list(self.milestones) != sorted(set(self.milestones)) or any(m >= self.epochs for m in self.milestones):
-            raise ValueError(f"milestones must be increasing epochs below epochs={self.epochs}, got {self.milestones}")
-        if self.eval_every != "epoch":
+        if list(self.milestones) != sorted(set(self.milestones)) or any(
+            m >= self.epochs for m in self.milestones
+        ):
+            raise ValueError(
+                f"milestones must be increasing epochs below epochs={self.epochs}, "
+                f"got {self.milestones}"
+            )
+        if self.augment not in ("auto", "none", "cifar"):
+            raise ValueError(f"augment must be 'auto', 'none' or 'cifar', got {self.augment!r}")
+        if self.eval_every not in ("epoch", None):
             _positive_int("eval_every", self.eval_every)
         if self.paper is not None and len(self.paper) != len(REGIMES):
             raise ValueError(f"paper must hold {len(REGIMES)} accuracies, got {self.paper!r}")
@@ -217,7 +228,9 @@ class Profile:
         for r in self.recipes:
             if name.lower() in (r.name.lower(), r.model.lower()):
                 return r
-        raise ValueError(f"model {name!r} is not in profile {self.name!r}: {[r.name for r in self.recipes]}")
+        raise ValueError(
+            f"model {name!r} is not in profile {self.name!r}: {[r.name for r in self.recipes]}"
+        )
 
     def select(self, names: tuple[str, ...] | list[str] | None) -> Profile:
         """This profile restricted to the recipes named in ``names`` (all when ``None``)."""
@@ -228,7 +241,9 @@ class Profile:
             r = self.recipe(n)
             if r not in recipes:
                 recipes.append(r)
-        return Profile(self.name, tuple(recipes), self.seeds, self.device, self.description, self.regimes)
+        return Profile(
+            self.name, tuple(recipes), self.seeds, self.device, self.description, self.regimes
+        )
 
 
 def regime_settings(recipe: Recipe, regime: str) -> dict[str, Any]:
@@ -286,18 +301,40 @@ QUICK = Profile(
     seeds=3,
     description=(
         "CPU profile. F1 on MNIST-5k (4000 train / 1000 validation), B_S=32 vs B_L=1024, ghost 32, "
-        "8 epochs (lr x0.1 at 4 and 6); a BN MLP on MNIST-1D (4000 / 1000, 40 features), "
+        "4 epochs (lr x0.1 at 2 and 3); a BN MLP on MNIST-1D (4000 / 1000, 40 features), "
         "B_S=16 vs B_L=512, ghost 16, 10 epochs (lr x0.1 at 5 and 8). Batch ratio 32 as in the "
         "paper (4096/128); RA stretches epochs and milestones 32x."
     ),
     recipes=(
-        Recipe(name="F1", model="f1", data="mnist5k", epochs=8, small_batch=32, large_batch=1024,
-               lr=0.1, milestones=(4, 6), momentum=0.9, weight_decay=1e-4, ghost_size=32,
-               paper=(98.27, 97.05, 97.55, 97.60, 98.53),
-               note="paper row is F1 on full MNIST (60k), 50 epochs, B_S=128 / B_L=4096"),
-        Recipe(name="MLP-1D", model="mlp1d", data="mnist1d", epochs=10, small_batch=16, large_batch=512,
-               lr=0.05, milestones=(5, 8), momentum=0.9, weight_decay=1e-4, ghost_size=16,
-               note="no paper counterpart"),
+        Recipe(
+            name="F1",
+            model="f1",
+            data="mnist5k",
+            epochs=4,
+            small_batch=32,
+            large_batch=1024,
+            lr=0.1,
+            milestones=(2, 3),
+            momentum=0.9,
+            weight_decay=1e-4,
+            ghost_size=32,
+            paper=(98.27, 97.05, 97.55, 97.60, 98.53),
+            note="paper row is F1 on full MNIST (60k), 50 epochs, B_S=128 / B_L=4096",
+        ),
+        Recipe(
+            name="MLP-1D",
+            model="mlp1d",
+            data="mnist1d",
+            epochs=10,
+            small_batch=16,
+            large_batch=512,
+            lr=0.05,
+            milestones=(5, 8),
+            momentum=0.9,
+            weight_decay=1e-4,
+            ghost_size=16,
+            note="no paper counterpart",
+        ),
     ),
 )
 
@@ -314,40 +351,126 @@ PAPER = Profile(
         "Needs a GPU and the CIFAR / ImageNet files under --data-root."
     ),
     recipes=(
-        Recipe(name="F1", model="f1", data="mnist", epochs=50, small_batch=128, large_batch=4096,
-               lr=0.1, milestones=(10, 20, 30), momentum=0.9, weight_decay=1e-4,
-               paper=(98.27, 97.05, 97.55, 97.60, 98.53), note=_PAPER_NOTE),
-        Recipe(name="C1", model="c1", data="cifar10", epochs=200, small_batch=128, large_batch=4096,
-               lr=1e-2, milestones=(120, 180), momentum=0.0, weight_decay=5e-4, warmup_epochs=60.0,
-               augment=True, paper=(87.80, 83.95, 86.15, 86.4, 88.20),
-               note=_PAPER_NOTE + "; reference regime: lr 1e-3 for 60 epochs, then 1e-2, 1e-3 at 120, "
-               "1e-4 at 180, momentum 0 (here a 60-epoch warm-up to 1e-2, momentum 0 made explicit)"),
-        Recipe(name="ResNet44", model="resnet44", data="cifar10", epochs=182, small_batch=128,
-               large_batch=4096, lr=0.1, milestones=(81, 122, 164), momentum=0.9, weight_decay=1e-4,
-               augment=True, paper=(92.83, 86.10, 89.30, 90.50, 93.07),
-               note=_PAPER_NOTE + "; full 182-epoch schedule (the reference script stopped at 100)"),
-        Recipe(name="VGG", model="vgg16", data="cifar10", epochs=200, small_batch=128, large_batch=4096,
-               lr=0.1, milestones=(60, 120, 160), lr_decay=0.2, momentum=0.9, weight_decay=5e-4,
-               augment=True, paper=(92.30, 84.1, 88.6, 91.50, 93.03),
-               note=_PAPER_NOTE + "; VGG16-BN regime of the authors' later code (absent from the paper's)"),
-        Recipe(name="C3", model="c3", data="cifar100", epochs=200, small_batch=128, large_batch=4096,
-               lr=1e-2, milestones=(120, 180), momentum=0.0, weight_decay=5e-4, warmup_epochs=60.0,
-               augment=True, paper=(61.25, 51.50, 57.38, 57.5, 63.20),
-               note=_PAPER_NOTE + "; regime as C1"),
-        Recipe(name="WResNet16-4", model="wresnet16_4", data="cifar100", epochs=200, small_batch=128,
-               large_batch=4096, lr=0.1, milestones=(60, 120, 160), lr_decay=0.2, momentum=0.9,
-               weight_decay=1e-4, augment=True, paper=(73.70, 68.15, 69.05, 71.20, 73.57),
-               note=_PAPER_NOTE + "; the real WRN-16-4 (the reference command built a ResNet44); "
-               "lr x0.2 at 60/120/160"),
-        Recipe(name="AlexNet-4096", model="alexnet", data="imagenet", epochs=30, small_batch=256,
-               large_batch=4096, lr=1e-2, milestones=(10, 15, 20, 25), lr_decay=0.5, momentum=0.9,
-               weight_decay=5e-4, augment=True, paper=(57.10, 41.23, 53.25, 54.92, 59.5),
-               note="B_S=256, B_L=4096, ghost 128; reference regime 1e-2, 5e-3@10, 1e-3@15, 5e-4@20, "
-               "1e-4@25 approximated by x0.5 per milestone"),
-        Recipe(name="AlexNet-8192", model="alexnet", data="imagenet", epochs=30, small_batch=256,
-               large_batch=8192, lr=1e-2, milestones=(10, 15, 20, 25), lr_decay=0.5, momentum=0.9,
-               weight_decay=5e-4, augment=True, paper=(57.10, 41.23, 53.25, 53.93, 59.5),
-               note="as AlexNet-4096 with B_L=8192"),
+        Recipe(
+            name="F1",
+            model="f1",
+            data="mnist",
+            epochs=50,
+            small_batch=128,
+            large_batch=4096,
+            lr=0.1,
+            milestones=(10, 20, 30),
+            momentum=0.9,
+            weight_decay=1e-4,
+            paper=(98.27, 97.05, 97.55, 97.60, 98.53),
+            note=_PAPER_NOTE,
+        ),
+        Recipe(
+            name="C1",
+            model="c1",
+            data="cifar10",
+            epochs=200,
+            small_batch=128,
+            large_batch=4096,
+            lr=1e-2,
+            milestones=(120, 180),
+            momentum=0.0,
+            weight_decay=5e-4,
+            paper=(87.80, 83.95, 86.15, 86.4, 88.20),
+            note=_PAPER_NOTE + "; reference regime: lr 1e-3 for 60 epochs, then 1e-2, 1e-3 at 120, "
+            "1e-4 at 180, momentum 0 (here 1e-2 from the start; momentum 0 made explicit)",
+        ),
+        Recipe(
+            name="ResNet44",
+            model="resnet44",
+            data="cifar10",
+            epochs=182,
+            small_batch=128,
+            large_batch=4096,
+            lr=0.1,
+            milestones=(81, 122, 164),
+            momentum=0.9,
+            weight_decay=1e-4,
+            paper=(92.83, 86.10, 89.30, 90.50, 93.07),
+            note=_PAPER_NOTE + "; full 182-epoch schedule (the reference script stopped at 100)",
+        ),
+        Recipe(
+            name="VGG",
+            model="vgg16",
+            data="cifar10",
+            epochs=200,
+            small_batch=128,
+            large_batch=4096,
+            lr=0.1,
+            milestones=(60, 120, 160),
+            lr_decay=0.2,
+            momentum=0.9,
+            weight_decay=5e-4,
+            paper=(92.30, 84.1, 88.6, 91.50, 93.03),
+            note=_PAPER_NOTE
+            + "; VGG16-BN regime of the authors' later code (absent from the paper's)",
+        ),
+        Recipe(
+            name="C3",
+            model="c3",
+            data="cifar100",
+            epochs=200,
+            small_batch=128,
+            large_batch=4096,
+            lr=1e-2,
+            milestones=(120, 180),
+            momentum=0.0,
+            weight_decay=5e-4,
+            paper=(61.25, 51.50, 57.38, 57.5, 63.20),
+            note=_PAPER_NOTE + "; regime as C1",
+        ),
+        Recipe(
+            name="WResNet16-4",
+            model="wresnet16_4",
+            data="cifar100",
+            epochs=200,
+            small_batch=128,
+            large_batch=4096,
+            lr=0.1,
+            milestones=(60, 120, 160),
+            lr_decay=0.2,
+            momentum=0.9,
+            weight_decay=1e-4,
+            paper=(73.70, 68.15, 69.05, 71.20, 73.57),
+            note=_PAPER_NOTE + "; the real WRN-16-4 (the reference command built a ResNet44); "
+            "lr x0.2 at 60/120/160",
+        ),
+        Recipe(
+            name="AlexNet-4096",
+            model="alexnet",
+            data="imagenet",
+            epochs=30,
+            small_batch=256,
+            large_batch=4096,
+            lr=1e-2,
+            milestones=(10, 15, 20, 25),
+            lr_decay=0.5,
+            momentum=0.9,
+            weight_decay=5e-4,
+            paper=(57.10, 41.23, 53.25, 54.92, 59.5),
+            note="B_S=256, B_L=4096, ghost 128; reference regime 1e-2, 5e-3@10, 1e-3@15, 5e-4@20, "
+            "1e-4@25 approximated by x0.5 per milestone",
+        ),
+        Recipe(
+            name="AlexNet-8192",
+            model="alexnet",
+            data="imagenet",
+            epochs=30,
+            small_batch=256,
+            large_batch=8192,
+            lr=1e-2,
+            milestones=(10, 15, 20, 25),
+            lr_decay=0.5,
+            momentum=0.9,
+            weight_decay=5e-4,
+            paper=(57.10, 41.23, 53.25, 53.93, 59.5),
+            note="as AlexNet-4096 with B_L=8192",
+        ),
     ),
 )
 

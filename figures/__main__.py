@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
 
 from figures.registry import FIGURES, PROFILES, build_figures, set_progress, stderr_sink, titles
+from figures.settings import DATA_ENV
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -25,6 +27,8 @@ def _parser() -> argparse.ArgumentParser:
                        help="scale of the runs: tiny (seconds), quick (default), full (= --full)")
     parser.add_argument("--out", type=Path, default=Path("figures/out"), help="folder for the figures (default: figures/out)")
     parser.add_argument("--runs", type=Path, default=Path("runs"), help="folder where runs are kept and reused (default: runs)")
+    parser.add_argument("--data-root", type=Path, default=None,
+                        help=f"folder of MNIST/CIFAR/ImageNet files for --full deep figures (sets {DATA_ENV})")
     parser.add_argument("--quiet", action="store_true", help="no progress lines")
     return parser
 
@@ -37,6 +41,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{name:<12} {title}")
         return 0
     profile = "full" if args.full else (args.profile or "quick")
+    if args.data_root is not None:
+        os.environ[DATA_ENV] = str(args.data_root)
     set_progress(None if args.quiet else stderr_sink)
     start = time.perf_counter()
     try:

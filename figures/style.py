@@ -9,6 +9,7 @@ in greyscale print.
 from __future__ import annotations
 
 import math
+
 import matplotlib
 
 matplotlib.use("Agg")  # figures are files; never open a window
@@ -29,6 +30,7 @@ __all__ = [
     "apply",
     "color",
     "new_figure",
+    "new_mosaic",
     "law_text",
     "plot_fit",
     "panel_label",
@@ -100,20 +102,44 @@ def new_figure(
     axes : numpy.ndarray of Axes
         Always a 2-D array ``(nrows, ncols)``.
     """
-    if isinstance(width, str):
-        if width not in ("column", "page"):
-            raise ValueError(f"width must be 'column', 'page' or inches, got {width!r}")
-        inches = COLUMN if width == "column" else PAGE
-    else:
-        inches = float(width)
-        if not (math.isfinite(inches) and inches > 0):
-            raise ValueError(f"width must be positive, got {width!r}")
+    inches = _width(width)
     if not (isinstance(aspect, (int, float)) and aspect > 0):
         raise ValueError(f"aspect must be a positive number, got {aspect!r}")
     apply()
     height = inches / ncols * aspect * nrows
     fig, axes = plt.subplots(nrows, ncols, figsize=(inches, height), squeeze=False, **kwargs)
     return fig, axes
+
+
+def new_mosaic(
+    mosaic: list[list[str]] | str, *, width: str | float = "page", height: float | None = None
+) -> tuple[Figure, dict[str, Axes]]:
+    """A figure in the package style with named panels laid out by ``mosaic``.
+
+    Parameters
+    ----------
+    mosaic : list of list of str, or str
+        As :func:`matplotlib.pyplot.subplot_mosaic` (e.g. ``[["A", "B", "C"], ["A", "D", "E"]]``).
+    width : {'column', 'page'} or float
+        Figure width.
+    height : float, optional
+        Height in inches; 0.55 of the width by default.
+    """
+    inches = _width(width)
+    apply()
+    fig, axes = plt.subplot_mosaic(mosaic, figsize=(inches, 0.55 * inches if height is None else height))
+    return fig, axes
+
+
+def _width(width: str | float) -> float:
+    if isinstance(width, str):
+        if width not in ("column", "page"):
+            raise ValueError(f"width must be 'column', 'page' or inches, got {width!r}")
+        return COLUMN if width == "column" else PAGE
+    inches = float(width)
+    if not (math.isfinite(inches) and inches > 0):
+        raise ValueError(f"width must be positive, got {width!r}")
+    return inches
 
 
 def apply() -> None:

@@ -1,0 +1,192 @@
+"""Benchmarks of deep/: ghost batch norm against its alternatives, the trainer against a bare loop.
+
+Ghost BN, forward + backward at B = 4096, ghost size 128, on an F1-width activation
+(4096 x 512) and a convolutional one (4096 x 64 x 8 x 8), with ``strategy="auto"`` (the loop
+of fused kernels on CPU, the reshape on CUDA) against
+
+* ``bn``       plain ``nn.BatchNorm`` on the whole batch (goal on CPU: at most 1.15x slower),
+* ``reshape``  the naive vectorisation: reshape to (k, g, C, ...) and reduce with tensor ops,
+* ``chunks``   the authors' scheme: forward and backward of each 128-chunk separately through
+               a stock BatchNorm, accumulating gradients (goal on a GPU: at least 3x slower
+               than ours).
+
+The trainer: :func:`deep.train.train` (distance recorded on a log schedule, final
+evaluation) against a minimal hand-written loop on the same model, data and number of
+steps (goal: at least 0.95x its steps/s).
+"""
+
+from __future__ import annotations
+
+import tempfile
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from benchmarks import Benchmark
+from deep.data import load_dataset
+from deep.ghost_bn import GhostBatchNorm1d, GhostBatchNorm2d
+from deep.models import build
+from deep.train import TrainConfig, train
+
+_DEVICE = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+_B, _G = 4096, 128
+_SHAPES = {"fc": (_B, 512), "conv": (_B, 64, 8, 8)}
+
+
+def _sync() -> None:
+    if _DEVICE.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def _gbn_setup(kind: str):
+    def setup():
+        shape = _SHAPES[kind]
+        gen = torch.Generator().manual_seed(0)
+        x = torch.randn(shape, generator=gen).to(_DEVICE).requires_grad_(True)
+        dy = torch.randn(shape, generator=gen).to(_DEVICE)
+        ghost_cls, bn_cls = (
+            (GhostBatchNorm1d, nn.BatchNorm1d)
+            if kind == "fc"
+            else (GhostBatchNorm2d, nn.BatchNorm2d)
+        )
+        c = shape[1]
+        return {
+            "x": x,
+            "dy": dy,
+            "auto": ghost_cls(c, _G, strategy="auto").to(_DEVICE),
+            "reshape": ghost_cls(c, _G, strategy="vectorized").to(_DEVICE),
+            "bn": bn_cls(c).to(_DEVICE),
+        }
+
+    return setup
+
+
+def _fwd_bwd(layer_key: str):
+    def run(state):
+        x = state["x"]
+        x.grad = None
+        state[layer_key](x).backward(state["dy"])
+        _sync()
+
+    return run
+
+
+def _chunks(state):
+    """The authors' ghost BN: each chunk forward and backward through a stock BN."""
+    x, dy, bn = state["x"], state["dy"], state["bn"]
+    x.grad = None
+    for xc, dyc in zip(x.split(_G), dy.split(_G), strict=True):
+        bn(xc).backward(dyc)
+    _sync()
+
+
+def _gbn_benchmarks(kind: str) -> list[Benchmark]:
+    work = float(_B)
+    gpu = _DEVICE.type == "cuda"
+    return [
+        Benchmark(
+            f"deep.gbn.{kind}.vs_bn",
+            "<= 1.15x plain BatchNorm (CPU)",
+            _gbn_setup(kind),
+            _fwd_bwd("auto"),
+            _fwd_bwd("bn"),
+            work,
+            "sample",
+            min_speedup=1 / 1.15,
+            repeats=7,
+        ),
+        Benchmark(
+            f"deep.gbn.{kind}.vs_reshape",
+            "informational (>= 1x naive reshape)",
+            _gbn_setup(kind),
+            _fwd_bwd("auto"),
+            _fwd_bwd("reshape"),
+            work,
+            "sample",
+            min_speedup=1.0,
+            repeats=7,
+        ),
+        Benchmark(
+            f"deep.gbn.{kind}.vs_chunks",
+            ">= 3x the authors' chunk loop (GPU)"
+            if gpu
+            else "informational on CPU (>= 1x chunk loop)",
+            _gbn_setup(kind),
+            _fwd_bwd("auto"),
+            _chunks,
+            work,
+            "sample",
+            min_speedup=3.0 if gpu else 1.0,
+            repeats=7,
+        ),
+    ]
+
+
+# ----------------------------------------------------------------------------- trainer
+_STEPS = 150
+_TRAIN = dict(
+    model="f1",
+    data="mnist5k",
+    batch_size=256,
+    epochs=100.0,
+    lr=0.05,
+    max_steps=_STEPS,
+    eval_every=None,
+    trace_per_decade=20,
+    device=_DEVICE.type,
+)
+
+
+def _train_setup():
+    load_dataset("mnist5k")  # warm the in-process cache for both sides
+    return {"seed": 0}
+
+
+def _ours_train(state):
+    state["seed"] += 1  # a new configuration each call: a real run, never a reused folder
+    with tempfile.TemporaryDirectory() as root:
+        train(TrainConfig(**_TRAIN, seed=state["seed"]), root, progress=False)
+
+
+def _bare_loop(state):
+    """What one would write by hand: same model, data, optimiser and steps; no records."""
+    state["seed"] += 1
+    data = load_dataset("mnist5k", seed=state["seed"])
+    torch.manual_seed(state["seed"])
+    model = build("f1", data.num_classes).to(_DEVICE)
+    opt = torch.optim.SGD(model.parameters(), lr=_TRAIN["lr"], momentum=0.9, weight_decay=1e-4)
+    gen = torch.Generator().manual_seed(state["seed"])
+    perm = torch.randperm(len(data.train), generator=gen)
+    bs = _TRAIN["batch_size"]
+    pos = 0
+    for _ in range(_STEPS):
+        if pos + bs > len(perm):
+            perm, pos = torch.randperm(len(data.train), generator=gen), 0
+        idx = perm[pos : pos + bs]
+        pos += bs
+        x, y = data.train.x[idx].to(_DEVICE), data.train.y[idx].to(_DEVICE)
+        loss = F.cross_entropy(model(x), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    model.eval()
+    with torch.no_grad():
+        (model(data.val.x.to(_DEVICE)).argmax(1) == data.val.y.to(_DEVICE)).float().mean().item()
+
+
+BENCHMARKS = [
+    *_gbn_benchmarks("fc"),
+    *_gbn_benchmarks("conv"),
+    Benchmark(
+        "deep.train.steps",
+        ">= 0.95x a bare PyTorch loop",
+        _train_setup,
+        _ours_train,
+        _bare_loop,
+        float(_STEPS),
+        "step",
+        min_speedup=0.95,
+        repeats=3,
+    ),
+]

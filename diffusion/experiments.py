@@ -1,0 +1,284 @@
+"""Walk experiments as runs: a frozen configuration in, a run folder (trace, fits, theory) out.
+
+:func:`run_walk` is what the command line (``python -m diffusion walk``) and the figures call
+to produce the Sinai / fBm / bounded / field traces. A run is computed once per
+configuration and reused (:func:`diffusion.records.run_or_load`).
+
+Potentials (``sigma`` is the scale of ``U``; the walker sees ``U/T``)
+------------------------------------------------------------------
+``sinai``    Brownian potential, increments of standard deviation ``sigma``, 1D.
+``fbm``      fractional Brownian motion with ``hurst``, increments of std ``sigma``, 1D.
+``bounded``  i.i.d. uniform on ``[0, sigma]`` (moving average over ``correlation_length``), 1D.
+``field``    Gaussian field in ``dim`` = 1, 2, 3: ``field_kind='short'`` (std ``sigma``,
+             Gaussian covariance of range ``correlation_length``) or ``'fractional'``
+             (nearest-neighbour increment std ``sigma``, increments ~ r^hurst).
+
+Methods
+-------
+``direct``  lattice Metropolis walkers (:func:`diffusion.walk.simulate_walkers`).
+            sinai/fbm: one environment per walker (the law is over environments);
+            bounded/field: one environment shared by all walkers.
+``coarse``  strong-disorder renormalisation (:func:`diffusion.coarse.coarse_walk`), 1D
+            sinai/fbm only, any ``t_max`` (1e30 and beyond); its trace is on a log-time
+            axis (see :meth:`diffusion.coarse.CoarseResult.log_time_trace`).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import stats
+
+from diffusion import theory
+from diffusion.coarse import LOG_TIME_RESOLUTION, coarse_walk
+from diffusion.metrics import Trace, fit_growth, log_schedule
+from diffusion.potentials import bounded_potential, brownian_potential, fbm_potential, gaussian_field
+from diffusion.records import Run, run_or_load
+from diffusion.walk import simulate_walkers
+
+__all__ = ["WalkConfig", "run_walk", "compute_walk", "POTENTIALS", "METHODS"]
+
+POTENTIALS = ("sinai", "fbm", "bounded", "field")
+METHODS = ("direct", "coarse")
+MAX_DIRECT_T = 10**12
+MAX_SITES = 2 * 10**8  # environment sites x environments held at once by a direct run
+
+
+@dataclass(frozen=True)
+class WalkConfig:
+    """One walk experiment.
+
+    Parameters
+    ----------
+    potential : {'sinai', 'fbm', 'bounded', 'field'}
+        Model (see the module docstring).
+    hurst : float
+        H in (0, 1) for 'fbm' and the fractional field (ignored otherwise).
+    dim : int
+        Lattice dimension, 1 to 3 (only 'field' allows 2 and 3).
+    walkers : int
+        Number of walkers (for 'coarse': environments, one walker each).
+    t_max : float
+        Last time; up to 1e12 for 'direct', any finite value > 10 for 'coarse'.
+    method : {'direct', 'coarse'}
+        Simulation method.
+    temperature : float
+        ``T > 0``.
+    sigma : float
+        Scale of the potential, ``>= 0`` (``> 0`` for 'coarse').
+    correlation_length : float
+        Range of 'bounded' (integer sites) and of the short-range 'field'.
+    field_kind : {'short', 'fractional'}
+        Covariance of 'field'.
+    per_decade : int
+        Recorded times per decade of t.
+    seed : int
+        Seed of environments and walkers (>= 0).
+    half_width : int or None
+        Half-width of the environment box; chosen from ``t_max`` when None.
+    """
+
+    potential: str = "sinai"
+    hurst: float = 0.5
+    dim: int = 1
+    walkers: int = 1000
+    t_max: float = 1e8
+    method: str = "direct"
+    temperature: float = 1.0
+    sigma: float = 1.0
+    correlation_length: float = 0.0
+    field_kind: str = "short"
+    per_decade: int = 10
+    seed: int = 0
+    half_width: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.potential not in POTENTIALS:
+            raise ValueError(f"potential must be one of {POTENTIALS}, got {self.potential!r}")
+        if self.method not in METHODS:
+            raise ValueError(f"method must be one of {METHODS}, got {self.method!r}")
+        if self.field_kind not in ("short", "fractional"):
+            raise ValueError(f"field_kind must be 'short' or 'fractional', got {self.field_kind!r}")
+        theory.check_temperature(self.temperature)
+        theory.check_sigma(self.sigma)
+        theory.check_dim(self.dim)
+        object.__setattr__(self, "hurst", theory.check_hurst(self.hurst))
+        object.__setattr__(self, "temperature", float(self.temperature))
+        object.__setattr__(self, "sigma", float(self.sigma))
+        for name in ("walkers", "per_decade", "seed"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < (0 if name == "seed" else 1):
+                raise ValueError(f"{name} must be a {'non-negative' if name == 'seed' else 'positive'} integer, got {value!r}")
+            object.__setattr__(self, name, int(value))
+        t_max = theory._number(self.t_max, "t_max")
+        if t_max < 10:
+            raise ValueError(f"t_max must be >= 10, got {self.t_max!r}")
+        object.__setattr__(self, "t_max", t_max)
+        if self.dim != 1 and self.potential != "field":
+            raise ValueError(f"dim={self.dim} needs potential='field'; {self.potential!r} is one-dimensional")
+        if self.method == "coarse":
+            if self.potential not in ("sinai", "fbm") or self.dim != 1:
+                raise ValueError(f"method='coarse' needs a 1D 'sinai' or 'fbm' potential, got {self.potential!r} in dim {self.dim}")
+            if self.sigma <= 0:
+                raise ValueError(f"sigma must be > 0 for method='coarse', got {self.sigma!r}")
+        elif t_max > MAX_DIRECT_T:
+            raise ValueError(f"t_max={self.t_max!r} is beyond direct simulation (<= {MAX_DIRECT_T:.0e}); use method='coarse'")
+        if self.correlation_length < 0 or not math.isfinite(self.correlation_length):
+            raise ValueError(f"correlation_length must be >= 0, got {self.correlation_length!r}")
+        if self.potential == "field" and self.field_kind == "short" and self.correlation_length <= 0:
+            raise ValueError("correlation_length must be > 0 for a short-range field")
+        if self.potential == "bounded" and self.correlation_length != int(self.correlation_length):
+            raise ValueError(f"correlation_length must be a whole number of sites for 'bounded', got {self.correlation_length!r}")
+        if self.half_width is not None and (isinstance(self.half_width, bool) or not isinstance(self.half_width, (int, np.integer)) or self.half_width < 2):
+            raise ValueError(f"half_width must be an integer >= 2 or None, got {self.half_width!r}")
+
+    @property
+    def effective_hurst(self) -> float:
+        """The Hurst exponent of the landscape's increments (1/2 for Sinai)."""
+        return 0.5 if self.potential == "sinai" else self.hurst
+
+    @property
+    def sigma_v(self) -> float:
+        """Increment standard deviation of ``V = U/T``."""
+        return self.sigma / self.temperature
+
+
+# ----------------------------------------------------------------------------- environments
+def _auto_half_width(cfg: WalkConfig) -> int:
+    if cfg.half_width is not None:
+        return cfg.half_width
+    t_max = cfg.t_max
+    free = 6.0 * math.sqrt(t_max / cfg.dim) + 16  # six free standard deviations per axis
+    if cfg.potential in ("sinai", "fbm") and cfg.sigma > 0:
+        h = cfg.effective_hurst
+        trapped = 4 * 10.0 ** (3.5 * h - 0.5) * (math.log(t_max) / cfg.sigma_v) ** (1.0 / h) + 64
+        return int(min(free, trapped))
+    if cfg.potential == "field" and cfg.field_kind == "fractional" and cfg.sigma > 0:
+        trapped = 4 * 10.0 ** (3.5 * cfg.hurst - 0.5) * (math.log(t_max) / cfg.sigma_v) ** (1.0 / cfg.hurst) + 64
+        return int(min(free, trapped))
+    return int(free)
+
+
+def _factory(cfg: WalkConfig, half: int):
+    n = 2 * half + 1
+    if cfg.potential == "sinai":
+        return lambda ss: brownian_potential(n, cfg.sigma, seed=ss)
+    if cfg.potential == "fbm":
+        return lambda ss: fbm_potential(n, cfg.hurst, cfg.sigma, seed=ss)
+    if cfg.potential == "bounded":
+        return lambda ss: bounded_potential(n, cfg.sigma, int(cfg.correlation_length), seed=ss)
+    ell = cfg.correlation_length if cfg.correlation_length > 0 else 1.0
+    return lambda ss: gaussian_field((n,) * cfg.dim, cfg.field_kind, ell, cfg.hurst, cfg.sigma, seed=ss)
+
+
+def _direct(cfg: WalkConfig) -> tuple[Trace, dict]:
+    half = _auto_half_width(cfg)
+    per_env = (2 * half + 1) ** cfg.dim
+    shared = cfg.potential in ("bounded", "field")
+    n_env = 1 if shared else cfg.walkers
+    if per_env * n_env > MAX_SITES:
+        raise ValueError(f"t_max={cfg.t_max:g} with walkers={cfg.walkers} needs {per_env * n_env:.2e} sites "
+                         f"(box half-width {half}, dim {cfg.dim}); the limit is {MAX_SITES:.0e}: lower t_max or walkers")
+    t_max = int(cfg.t_max)
+    trace = simulate_walkers(_factory(cfg, half), cfg.temperature, t_max, cfg.walkers,
+                             times=log_schedule(t_max, cfg.per_decade), seed=cfg.seed,
+                             shared_environment=shared)
+    return trace, {"half_width": half, "n_environments": n_env}
+
+
+def _coarse(cfg: WalkConfig) -> tuple[Trace, dict]:
+    g_max = math.log(cfg.t_max)
+    step = math.log(10.0) / cfg.per_decade
+    gammas = np.arange(math.log(10.0), g_max + 1e-9, step)
+    if gammas[-1] < g_max - 1e-9:
+        gammas = np.append(gammas, g_max)
+    # the log-time axis holds Gamma to 1/LOG_TIME_RESOLUTION
+    gammas = np.unique(np.round(gammas * LOG_TIME_RESOLUTION)) / LOG_TIME_RESOLUTION
+    res = coarse_walk(cfg.walkers, gammas, kind="brownian" if cfg.potential == "sinai" else "fbm",
+                      hurst=cfg.hurst, sigma=cfg.sigma, temperature=cfg.temperature, seed=cfg.seed,
+                      half_width=cfg.half_width)
+    return res.log_time_trace(), {"n_extended": res.n_extended, "half_width_max": int(res.half_width.max())}
+
+
+# ----------------------------------------------------------------------------- theory
+def _theory(cfg: WalkConfig, trace: Trace, log_t: np.ndarray) -> dict:
+    """Predictions to print beside the fit, and the last-time comparison."""
+    out: dict = {}
+    if cfg.potential in ("sinai", "fbm") and cfg.sigma > 0:
+        h = cfg.effective_hurst
+        out["polylog_exponent"] = 1.0 / h
+        out["law"] = f"distance ~ (T log t / sigma)^(1/H) = (log t)^{1 / h:.4g} (barriers ~ d^H, H = {h:g})"
+        if cfg.potential == "sinai" or abs(h - 0.5) < 1e-12:
+            scale = log_t[-1] ** 2 / cfg.sigma_v**2
+            b = trace.extras["positions"][-1].astype(float) / scale
+            out["law"] = "sigma^2 x_t / (log t)^2 -> Kesten's b: E|b| = 5/6, E b^2 = 61/45"
+            out["rms_predicted_last"] = math.sqrt(theory.KESTEN_SECOND_MOMENT) * scale
+            out["kesten_mean_abs_measured"] = float(np.mean(np.abs(b)))
+            out["kesten_second_moment_measured"] = float(np.mean(b**2))
+            out["kesten_mean_abs"] = theory.KESTEN_MEAN_ABS
+            out["kesten_second_moment"] = theory.KESTEN_SECOND_MOMENT
+            ks = stats.kstest(b, theory.kesten.cdf)
+            out["kesten_ks_statistic"] = float(ks.statistic)
+            out["kesten_ks_pvalue"] = float(ks.pvalue)
+    elif cfg.potential == "bounded" or (cfg.potential == "field" and cfg.dim == 1 and cfg.field_kind == "short"):
+        pot = _factory(cfg, max(_auto_half_width(cfg), 50_000))(np.random.SeedSequence(cfg.seed))
+        d_eff = theory.effective_diffusion(pot.values, cfg.temperature)
+        out["law"] = "normal diffusion, rms = sqrt(2 D_eff t), D_eff = 1/(<1/c><pi>)"
+        out["d_eff"] = d_eff
+        out["rms_predicted_last"] = math.sqrt(2 * d_eff * float(trace.t[-1]))
+    elif cfg.potential == "field" and cfg.field_kind == "short":
+        out["law"] = f"normal diffusion at long times, D_eff < D_0 = 1/2 (rms = sqrt(t) free, d = {cfg.dim})"
+        out["polylog_exponent"] = None
+    else:
+        out["law"] = f"expected trapping ~ (log t)^(1/H) = (log t)^{1 / cfg.hurst:.4g} [measured, not exact in d >= 2]"
+        out["polylog_exponent"] = 1.0 / cfg.hurst
+    return out
+
+
+def compute_walk(cfg: WalkConfig) -> tuple[dict[str, np.ndarray], dict]:
+    """Run the experiment of ``cfg``: ``(records, summary)`` for :func:`~diffusion.records.run_or_load`."""
+    if not isinstance(cfg, WalkConfig):
+        raise TypeError(f"config must be a WalkConfig, got {type(cfg).__name__}")
+    if cfg.method == "coarse":
+        trace, info = _coarse(cfg)
+        log_t = trace.extras["gamma"]
+        fit_trace = Trace(trace.t, trace.distance)
+        laws = ("power_offset",)
+        axis = f"log-time: t_axis = round({LOG_TIME_RESOLUTION} log t); power_offset exponent = polylog exponent k"
+    else:
+        trace, info = _direct(cfg)
+        log_t = np.log(np.maximum(trace.t.astype(float), 1.0))
+        fit_trace = Trace(trace.t, trace.distance)
+        laws = ("log", "polylog", "power", "power_offset")
+        axis = "time t"
+    t_min = LOG_TIME_RESOLUTION * math.log(1e3) if cfg.method == "coarse" else 1e3
+    if (trace.t >= t_min).sum() < 8:
+        t_min = None
+    fit = fit_growth(fit_trace, laws, t_min=t_min)
+    summary = {
+        "fit": fit.as_dict(), "fit_table": fit.table(), "fit_window_t_min": t_min, "axis": axis,
+        "theory": _theory(cfg, trace, log_t), **info,
+    }
+    if cfg.method == "coarse":
+        summary["polylog_exponent_measured"] = fit.fits["power_offset"].params["nu"]
+    elif "polylog" in fit.fits:
+        summary["polylog_exponent_measured"] = fit.fits["polylog"].params["k"]
+    return trace.to_arrays(), summary
+
+
+def run_walk(config: WalkConfig, root: str | os.PathLike = "runs", *, force: bool = False) -> Run:
+    """Run (or load the finished run of) a walk experiment under ``root``.
+
+    Returns
+    -------
+    diffusion.records.Run
+        ``run.trace()`` is the trace (RMS displacement; extras ``positions``, ``mean_abs``,
+        ``msd`` and, for 'coarse', ``gamma``); ``run.summary`` holds the growth-law fits and
+        the theory.
+    """
+    if not isinstance(config, WalkConfig):
+        raise TypeError(f"config must be a WalkConfig, got {type(config).__name__}")
+    return run_or_load(root, config, compute_walk, force=force)

@@ -1,0 +1,42 @@
+"""Figure ``soudry_fig1``: JMLR 2018 Fig. 1 -- GD and momentum on the Fig. 1 data set.
+
+Logistic loss, start at the origin, step ``eta = 1/sigma_max(X)^2`` for GD and the same step
+with momentum 0.9 (GDMO). Panels as in the paper: the data with the SVM separator and the
+separators reached; ``||w(t)||`` growing like ``log t`` (normalised to 1 at the last step);
+the loss falling like ``1/t``; the angle gap and the margin gap. Dotted: the predictions of
+:func:`separable.theory.predict` (momentum moves like GD with ``eta / (1 - beta)``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from figures import _soudry
+from figures.output import save_data, save_figure
+from figures.registry import FigureResult, check_profile, progress
+from separable.experiments import SeparableRunConfig
+
+NAME = "soudry_fig1"
+TITLE = "JMLR Fig. 1: GD and momentum -> SVM direction; ||w|| ~ log t, loss ~ 1/t, angle/margin gaps"
+
+T_MAX = {"tiny": 1e3, "quick": 1e6, "full": 1e8}
+PER_DECADE = {"tiny": 10, "quick": 20, "full": 20}
+
+
+def configs(profile: str) -> dict[str, SeparableRunConfig]:
+    """The runs behind the figure: label -> configuration."""
+    check_profile(profile)
+    common = {"data": "fig1", "loss": "logistic", "t_max": T_MAX[profile], "per_decade": PER_DECADE[profile]}
+    return {"GD": SeparableRunConfig(method="gd", **common),
+            "GDMO": SeparableRunConfig(method="momentum", momentum=0.9, **common)}
+
+
+def build(profile: str, runs: Path, out: Path) -> FigureResult:
+    """Build the figure: see the module docstring."""
+    done = _soudry.compute_runs(configs(profile), Path(runs))
+    progress(f"{NAME}: drawing")
+    fig, arrays, fits = _soudry.draw(done, title="JMLR Fig. 1 data, logistic loss")
+    paths = save_figure(fig, out, NAME)
+    data = save_data(out, NAME, arrays, fits)
+    return FigureResult(NAME, paths, data, {k: f.best for k, f in fits.items()},
+                        tuple(r.path for r in done.values()), __doc__.split("\n\n")[1].replace("\n", " "))

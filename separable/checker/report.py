@@ -1,0 +1,146 @@
+"""The checker's report: every item in one table (item | verdict | evidence), or JSON."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from dataclasses import dataclass
+
+from diffusion.records import to_jsonable
+from separable.checker.assumptions import LossAssumptions
+from separable.checker.data_checks import DataChecks, Regime
+from separable.checker.verdicts import CheckItem, Verdict
+
+__all__ = ["CheckReport", "format_table"]
+
+REGIME_TEXT = {
+    Regime.THM4: "Theorem 4: rho(t) -> w_tilde; Theorem 5 rates for almost every dataset, with constants",
+    Regime.THM3_BOUNDED: "Theorem 3: w = w_hat log t + rho, rho bounded (support vectors do not span: no limit)",
+    Regime.DEGENERATE: "Theorem 3, degenerate case: iterated-log terms, ||rho|| = O(log log t)",
+    Regime.LEMMA1: "Lemma 1 only: no tight exponential tail, so convergence to w_hat is not guaranteed",
+    Regime.NONE: "nothing: an assumption of Lemma 1 fails or is undetermined",
+}
+
+
+@dataclass(frozen=True)
+class CheckReport:
+    """Everything the checker found for one loss, data set and step size.
+
+    Attributes
+    ----------
+    loss : str
+        The loss as given.
+    expression : str
+        Its sympy expression in ``u``.
+    eta : float
+    data : str
+        Name of the data set.
+    assumptions : LossAssumptions
+    data_checks : DataChecks
+    conclusions : tuple of CheckItem
+        Observed conclusions of the discrete run and the flow.
+    notes : tuple of str
+        Warnings raised by the runs and other remarks.
+    """
+
+    loss: str
+    expression: str
+    eta: float
+    data: str
+    assumptions: LossAssumptions
+    data_checks: DataChecks
+    conclusions: tuple[CheckItem, ...]
+    notes: tuple[str, ...] = ()
+
+    @property
+    def regime(self) -> Regime:
+        """The result that applies to the discrete run."""
+        return self.data_checks.regime
+
+    @property
+    def items(self) -> tuple[CheckItem, ...]:
+        """All items: loss assumptions, data checks, conclusions."""
+        return self.assumptions.items + self.data_checks.items + self.conclusions
+
+    def item(self, name: str) -> CheckItem:
+        """The item whose name is ``name`` or starts with it."""
+        for it in self.items:
+            if it.name == name:
+                return it
+        matches = [it for it in self.items if it.name.startswith(name)]
+        if len(matches) == 1:
+            return matches[0]
+        raise KeyError(f"no single item named {name!r}; names are {[i.name for i in self.items]}")
+
+    @property
+    def violations(self) -> tuple[CheckItem, ...]:
+        """Conclusions that the theorem guarantees but the runs did not show."""
+        return tuple(it for it in self.conclusions if it.guaranteed and it.verdict is Verdict.NOT_OBSERVED)
+
+    @property
+    def ok(self) -> bool:
+        """True when every guaranteed conclusion was observed."""
+        return not self.violations
+
+    @property
+    def exit_code(self) -> int:
+        """0 when every guaranteed conclusion was observed, 1 otherwise."""
+        return 0 if self.ok else 1
+
+    def table(self, width: int = 110) -> str:
+        """The report as a plain-text table."""
+        return format_table(self, width)
+
+    def as_dict(self) -> dict:
+        """JSON-able view."""
+        return to_jsonable({
+            "loss": self.loss, "expression": self.expression, "eta": self.eta, "data": self.data,
+            "regime": self.regime.value, "flow_regime": self.data_checks.flow_regime.value,
+            "step_limit": self.data_checks.step_limit,
+            "assumptions": [it.as_dict() for it in self.assumptions.items],
+            "data_checks": [it.as_dict() for it in self.data_checks.items],
+            "conclusions": [it.as_dict() for it in self.conclusions],
+            "violations": [it.name for it in self.violations], "ok": self.ok,
+            "notes": list(self.notes),
+        }, "report")
+
+    def to_json(self) -> str:
+        """The report as a JSON string."""
+        return json.dumps(self.as_dict(), indent=2)
+
+
+def _rows(items: tuple[CheckItem, ...], name_w: int, verdict_w: int, ev_w: int) -> list[str]:
+    lines = []
+    for it in items:
+        wrapped = textwrap.wrap(it.evidence, ev_w) or [""]
+        name = textwrap.wrap(it.name, name_w) or [""]
+        for i in range(max(len(wrapped), len(name))):
+            n = name[i] if i < len(name) else ""
+            v = it.label if i == 0 else ""
+            e = wrapped[i] if i < len(wrapped) else ""
+            lines.append(f"{n:<{name_w}} | {v:<{verdict_w}} | {e}")
+    return lines
+
+
+def format_table(report: CheckReport, width: int = 110) -> str:
+    """Render ``report`` as sections of ``item | verdict | evidence`` rows."""
+    name_w, verdict_w = 30, 29
+    ev_w = max(width - name_w - verdict_w - 6, 30)
+    rule = "-" * width
+    head = f"{'item':<{name_w}} | {'verdict':<{verdict_w}} | evidence"
+    out = [f"loss {report.loss!r} = {report.expression}; data {report.data}; eta = {report.eta:g}", rule, head, rule]
+    out += ["# loss (JMLR A2, A3)"] + _rows(report.assumptions.items, name_w, verdict_w, ev_w)
+    out += ["# data and step"] + _rows(report.data_checks.items, name_w, verdict_w, ev_w)
+    dc = report.data_checks
+    out += [f"# applies to the discrete run: {REGIME_TEXT[dc.regime]}"]
+    if dc.flow_regime != dc.regime:
+        out += [f"# applies to the gradient flow: {REGIME_TEXT[dc.flow_regime]}"]
+    out += ["# conclusions"] + _rows(report.conclusions, name_w, verdict_w, ev_w)
+    out.append(rule)
+    for note in report.notes:
+        out += textwrap.wrap("note: " + note, width)
+    if report.ok:
+        out.append("every conclusion guaranteed by the theorem was observed")
+    else:
+        out.append("GUARANTEED BUT NOT OBSERVED: " + "; ".join(it.name for it in report.violations))
+    return "\n".join(out)

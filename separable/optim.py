@@ -1,0 +1,676 @@
+"""First-order methods on ``L(w) = sum_n l(z_n . w)``, traced at log-spaced steps.
+
+An optimiser is a small frozen dataclass describing one update rule (:class:`GD`,
+:class:`Momentum`, :class:`SGD`, :class:`NormalizedGD`, :class:`Adam`, or
+:class:`CustomUpdate` wrapping any callable ``update(t, w, g) -> w_new``); :func:`optimize`
+runs it. With a built-in loss and a built-in rule the steps run in one compiled (numba)
+loop between recording times; a custom loss or a custom update runs a Python loop with the
+same recording. Every run returns an :class:`OptimResult` whose :class:`~diffusion.metrics.Trace`
+holds ``distance = ||w(t) - w(0)||`` and the extras of :mod:`separable.measures`
+(``w``, ``norm``, ``loss``, ``angle_gap``, ``direction_gap``, ``margin_gap``, ``rho``).
+
+Step-size conventions: the loss is a *sum* over samples; GD, momentum and SGD default to
+``eta = 1 / sigma_max(X)^2`` (JMLR); a minibatch gradient is the sum over the batch (so one
+epoch of SGD moves as far as one GD step); a step above ``2 / (beta sigma_max^2)`` (the
+theorem's condition) warns with :class:`StepSizeWarning`, where ``beta`` is the loss's
+global smoothness or, for the exp loss, ``L(w(0))`` (its smoothness on the initial
+sub-level set). A non-finite gradient or weight (or a weight norm that overflows) stops the
+run: the result has ``status == "diverged"`` and ``stopped_at`` the step; a run that
+diverges before its first recording point (step 1) raises :class:`DivergenceError`.
+
+Convenience functions with the signature ``(X, y, loss, eta, t_max, ...)``: :func:`gd`,
+:func:`momentum`, :func:`sgd`, :func:`ngd`, :func:`adam`, :func:`custom`.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Union
+
+import numba
+import numpy as np
+
+from diffusion.metrics import Trace, log_schedule
+from separable.data import as_features, fold
+from separable.losses import Loss, get_loss, neg_dloss
+from separable.measures import gap_measures
+from separable.svm import SVMResult, hard_margin_svm
+
+__all__ = [
+    "GD",
+    "Momentum",
+    "SGD",
+    "NormalizedGD",
+    "Adam",
+    "CustomUpdate",
+    "Optimizer",
+    "OptimResult",
+    "StepSizeWarning",
+    "DivergenceError",
+    "optimize",
+    "default_eta",
+    "stability_limit",
+    "gd",
+    "momentum",
+    "sgd",
+    "ngd",
+    "adam",
+    "custom",
+    "METHODS",
+    "make_optimizer",
+]
+
+
+class DivergenceError(FloatingPointError):
+    """The run diverged before its first recorded step; ``step`` is where it stopped."""
+
+    def __init__(self, message: str, step: int):
+        super().__init__(message)
+        self.step = step
+
+
+class StepSizeWarning(UserWarning):
+    """The step size exceeds the theorem's stability condition ``2 / (beta sigma_max^2)``."""
+
+
+def _check_eta(eta: object) -> float | None:
+    if eta is None:
+        return None
+    if (
+        isinstance(eta, bool)
+        or not isinstance(eta, (int, float, np.floating, np.integer))
+        or not math.isfinite(float(eta))
+        or float(eta) <= 0
+    ):
+        raise ValueError(f"eta must be a positive finite number or None, got {eta!r}")
+    return float(eta)
+
+
+def _check_unit(name: str, value: float, closed_low: bool = True) -> None:
+    ok = (0.0 <= value < 1.0) if closed_low else (0.0 < value < 1.0)
+    if not (isinstance(value, (int, float, np.floating)) and ok):
+        raise ValueError(f"{name} must be in {'[' if closed_low else '('}0, 1), got {value!r}")
+
+
+# ----------------------------------------------------------------------------- rules
+@dataclass(frozen=True)
+class GD:
+    """Gradient descent ``w <- w - eta grad L(w)``; ``eta=None``: ``1/sigma_max^2``."""
+
+    eta: float | None = None
+    name = "gd"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "eta", _check_eta(self.eta))
+
+    def _code(self) -> tuple[int, float, float, float]:
+        return 0, 0.0, 0.0, 0.0
+
+
+@dataclass(frozen=True)
+class Momentum:
+    """Heavy-ball (``nesterov=False``) or Nesterov momentum with coefficient ``beta``.
+
+    Heavy ball: ``v <- beta v - eta g(w)``, ``w <- w + v``. Nesterov is run in its
+    look-ahead variable ``y = w + beta v`` (``y <- y + beta^2 v - (1 + beta) eta g(y)``,
+    ``v <- beta v - eta g(y)``), which is the iterate recorded.
+    """
+
+    eta: float | None = None
+    beta: float = 0.9
+    nesterov: bool = False
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "eta", _check_eta(self.eta))
+        _check_unit("beta", self.beta)
+        if not isinstance(self.nesterov, bool):
+            raise TypeError(f"nesterov must be a bool, got {self.nesterov!r}")
+
+    @property
+    def name(self) -> str:
+        return "nesterov" if self.nesterov else "momentum"
+
+    def _code(self) -> tuple[int, float, float, float]:
+        return (2 if self.nesterov else 1), float(self.beta), 0.0, 0.0
+
+
+@dataclass(frozen=True)
+class SGD:
+    """Minibatch SGD: the gradient summed over ``batch_size`` samples per step.
+
+    ``replace=False`` reshuffles every epoch and walks through the permutation (the last
+    batch of an epoch may be smaller); ``replace=True`` draws each batch independently.
+    """
+
+    eta: float | None = None
+    batch_size: int = 4
+    replace: bool = False
+    name = "sgd"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "eta", _check_eta(self.eta))
+        if (
+            isinstance(self.batch_size, bool)
+            or not isinstance(self.batch_size, (int, np.integer))
+            or self.batch_size < 1
+        ):
+            raise ValueError(f"batch_size must be a positive integer, got {self.batch_size!r}")
+        if not isinstance(self.replace, bool):
+            raise TypeError(f"replace must be a bool, got {self.replace!r}")
+
+    def _code(self) -> tuple[int, float, float, float]:
+        return 0, 0.0, 0.0, 0.0
+
+
+@dataclass(frozen=True)
+class NormalizedGD:
+    """Normalized GD ``w <- w - eta g / ||g||``; ``eta=None``: ``1/sigma_max``."""
+
+    eta: float | None = None
+    name = "ngd"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "eta", _check_eta(self.eta))
+
+    def _code(self) -> tuple[int, float, float, float]:
+        return 3, 0.0, 0.0, 0.0
+
+
+@dataclass(frozen=True)
+class Adam:
+    """Adam (bias-corrected) on the full gradient."""
+
+    eta: float | None = 1e-3
+    beta1: float = 0.9
+    beta2: float = 0.999
+    eps: float = 1e-8
+    name = "adam"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "eta", _check_eta(self.eta))
+        _check_unit("beta1", self.beta1)
+        _check_unit("beta2", self.beta2, closed_low=False)
+        if not (isinstance(self.eps, (int, float)) and self.eps > 0 and math.isfinite(self.eps)):
+            raise ValueError(f"eps must be positive, got {self.eps!r}")
+
+    def _code(self) -> tuple[int, float, float, float]:
+        return 4, float(self.beta1), float(self.beta2), float(self.eps)
+
+
+@dataclass(frozen=True)
+class CustomUpdate:
+    """Any update rule ``update(t, w, g) -> w_new`` (Python loop).
+
+    Parameters
+    ----------
+    update : callable
+        Called at step ``t`` (0-based) with the current weights ``w`` and the full
+        gradient ``g = grad L(w)``; returns the new weights (it must not keep ``w``).
+    eta : float, optional
+        Recorded step size (and used for the step-size warning); ``None``: ``1/sigma_max^2``.
+    label : str
+        Name of the rule in results.
+    """
+
+    update: Callable[[int, np.ndarray, np.ndarray], np.ndarray]
+    eta: float | None = None
+    label: str = "custom"
+
+    def __post_init__(self) -> None:
+        if not callable(self.update):
+            raise TypeError(f"update must be callable, got {type(self.update).__name__}")
+        object.__setattr__(self, "eta", _check_eta(self.eta))
+
+    @property
+    def name(self) -> str:
+        return self.label
+
+
+Optimizer = Union[GD, Momentum, SGD, NormalizedGD, Adam, CustomUpdate]  # noqa: UP007 (a runtime alias)
+"""Any of the update rules."""
+
+METHODS: dict[str, type] = {
+    "gd": GD,
+    "momentum": Momentum,
+    "sgd": SGD,
+    "ngd": NormalizedGD,
+    "adam": Adam,
+}
+"""Update rules by command-line name."""
+
+
+def make_optimizer(method: str, **params) -> Optimizer:
+    """Build a rule by name (``gd``, ``momentum``, ``nesterov``, ``sgd``, ``ngd``, ``adam``)."""
+    if method == "nesterov":
+        return Momentum(nesterov=True, **params)
+    try:
+        cls = METHODS[method]
+    except KeyError:
+        raise ValueError(
+            f"method must be one of {sorted(METHODS) + ['nesterov']}, got {method!r}"
+        ) from None
+    return cls(**params)
+
+
+# ----------------------------------------------------------------------------- step sizes
+def default_eta(rule: Optimizer, Z: np.ndarray) -> float:
+    """The rule's step size, or its default for data ``Z`` when ``rule.eta`` is None."""
+    if rule.eta is not None:
+        return rule.eta
+    smax = float(np.linalg.norm(Z, 2))
+    if isinstance(rule, NormalizedGD):
+        return 1.0 / smax
+    return 1.0 / smax**2
+
+
+def stability_limit(Z: np.ndarray, loss: Loss, w0: np.ndarray) -> float:
+    """``2 / (beta sigma_max^2)``; for a loss without global ``beta`` (exp) ``beta = L(w0)``."""
+    smax2 = float(np.linalg.norm(Z, 2)) ** 2
+    if loss.beta is not None:
+        beta = loss.beta
+    elif loss.kernel_id == 1:
+        beta = float(np.sum(loss.value(Z @ w0)))
+    else:
+        beta = loss.estimated_beta()
+    return 2.0 / (beta * smax2)
+
+
+# ----------------------------------------------------------------------------- compiled core
+@numba.njit(cache=True)
+def _apply(mid, w, g, m, v, t, eta, p1, p2, p3):
+    """One update of rule ``mid`` in place (0 GD/SGD, 1 heavy ball, 2 Nesterov, 3 NGD, 4 Adam)."""
+    d = w.size
+    if mid == 0:
+        for j in range(d):
+            w[j] -= eta * g[j]
+    elif mid == 1:
+        for j in range(d):
+            m[j] = p1 * m[j] - eta * g[j]
+            w[j] += m[j]
+    elif mid == 2:
+        for j in range(d):
+            mo = m[j]
+            m[j] = p1 * mo - eta * g[j]
+            w[j] += p1 * p1 * mo - (1.0 + p1) * eta * g[j]
+    elif mid == 3:
+        s = 0.0
+        for j in range(d):
+            s += g[j] * g[j]
+        if s > 0.0:
+            s = eta / np.sqrt(s)
+            for j in range(d):
+                w[j] -= s * g[j]
+    else:
+        c1 = 1.0 - p1 ** (t + 1.0)
+        c2 = 1.0 - p2 ** (t + 1.0)
+        for j in range(d):
+            m[j] = p1 * m[j] + (1.0 - p1) * g[j]
+            v[j] = p2 * v[j] + (1.0 - p2) * g[j] * g[j]
+            w[j] -= eta * (m[j] / c1) / (np.sqrt(v[j] / c2) + p3)
+
+
+@numba.njit(cache=True)
+def _grad_rows(Z, w, g, idx, nb, loss_id, lparam):
+    """``g = grad of sum_{k < nb} l(z_idx[k] . w)`` for a built-in loss."""
+    d = w.size
+    for j in range(d):
+        g[j] = 0.0
+    for k in range(nb):
+        i = idx[k]
+        u = 0.0
+        for j in range(d):
+            u += Z[i, j] * w[j]
+        c = neg_dloss(u, loss_id, lparam)
+        for j in range(d):
+            g[j] -= c * Z[i, j]
+
+
+@numba.njit(cache=True)
+def _grad_full(ZT, w, g, u, loss_id, lparam):
+    """Full-batch gradient from the transposed samples ``ZT`` (d, N): three flat loops,
+    the margins, ``-l'`` (the logistic without dispatch: the hot loop of GD), the sum."""
+    d, N = ZT.shape
+    for i in range(N):
+        u[i] = 0.0
+    for j in range(d):
+        wj = w[j]
+        for i in range(N):
+            u[i] += ZT[j, i] * wj
+    if loss_id == 0:
+        for i in range(N):
+            u[i] = 1.0 / (1.0 + np.exp(u[i]))
+    else:
+        for i in range(N):
+            u[i] = neg_dloss(u[i], loss_id, lparam)
+    for j in range(d):
+        acc = 0.0
+        for i in range(N):
+            acc += ZT[j, i] * u[i]
+        g[j] = -acc
+
+
+@numba.njit(cache=True)
+def _run_steps(
+    Z, ZT, w, m, v, t0, t1, mid, eta, p1, p2, p3, loss_id, lparam, batch, replace, seed, perm, pos
+):
+    """Run steps ``t0 .. t1-1`` in place; return ``(steps reached, status)`` (1 = diverged).
+
+    ``ZT`` is ``Z.T`` stored contiguously (for the full-batch gradient)."""
+    N, d = Z.shape
+    g = np.zeros(d)
+    buf = np.zeros(N)
+    idx = np.arange(N)
+    nb = N
+    if batch < N:
+        np.random.seed(seed)
+    for t in range(t0, t1):
+        if batch < N:
+            if replace:
+                nb = batch
+                for i in range(batch):
+                    idx[i] = np.random.randint(0, N)
+            else:
+                if pos[0] >= N:
+                    np.random.shuffle(perm)
+                    pos[0] = 0
+                nb = min(batch, N - pos[0])
+                for i in range(nb):
+                    idx[i] = perm[pos[0] + i]
+                pos[0] += nb
+        if nb < N:
+            _grad_rows(Z, w, g, idx, nb, loss_id, lparam)
+        else:
+            _grad_full(ZT, w, g, buf, loss_id, lparam)
+        s = 0.0
+        for j in range(d):
+            s += g[j]
+        if not np.isfinite(s):
+            return t, 1
+        _apply(mid, w, g, m, v, t, eta, p1, p2, p3)
+        s = 0.0
+        for j in range(d):
+            s += w[j] * w[j]  # also catches a norm that overflows
+        if not np.isfinite(s):
+            return t, 1
+    return t1, 0
+
+
+# ----------------------------------------------------------------------------- result
+@dataclass(frozen=True)
+class OptimResult:
+    """A traced optimisation run.
+
+    Attributes
+    ----------
+    trace : diffusion.metrics.Trace
+        ``t`` (steps), ``distance = ||w(t) - w(0)||`` and extras ``w``, ``norm``, ``loss``,
+        ``angle_gap``, ``direction_gap``, ``margin_gap``, ``rho``.
+    w : numpy.ndarray
+        Weights after the last step taken.
+    method : str
+    loss : str
+    eta : float
+    steps : int
+        Steps taken (``t_max`` unless diverged).
+    status : str
+        ``"finished"`` or ``"diverged"``.
+    stopped_at : int or None
+        The step whose gradient or update was non-finite.
+    svm : SVMResult
+    """
+
+    trace: Trace
+    w: np.ndarray
+    method: str
+    loss: str
+    eta: float
+    steps: int
+    status: str
+    stopped_at: int | None
+    svm: SVMResult
+
+    def final(self) -> dict[str, float]:
+        """The last recorded scalar measures (and ``t``)."""
+        tr = self.trace
+        out = {"t": int(tr.t[-1]), "distance": float(tr.distance[-1])}
+        for key in ("norm", "loss", "angle_gap", "direction_gap", "margin_gap"):
+            out[key] = float(tr.extras[key][-1])
+        out["rho"] = tr.extras["rho"][-1].tolist()
+        return out
+
+
+def _python_steps(Z, w, state, t0, t1, rule, code, eta, loss, rng):
+    """The slow path: gradient by numpy (any loss), update compiled or user-defined."""
+    mid, p1, p2, p3 = code
+    m, v, perm, pos = state
+    N = Z.shape[0]
+    batch = rule.batch_size if isinstance(rule, SGD) else N
+    for t in range(t0, t1):
+        if batch < N:
+            if rule.replace:
+                idx = rng.integers(0, N, size=batch)
+            else:
+                if pos[0] >= N:
+                    rng.shuffle(perm)
+                    pos[0] = 0
+                idx = perm[pos[0] : pos[0] + batch]
+                pos[0] += idx.size
+            Zb = Z[idx]
+        else:
+            Zb = Z
+        with np.errstate(over="ignore", invalid="ignore"):
+            g = Zb.T @ loss.derivative(Zb @ w)
+        if not np.all(np.isfinite(g)):
+            return t, 1
+        if isinstance(rule, CustomUpdate):
+            w_new = np.asarray(rule.update(t, w.copy(), g), dtype=np.float64)
+            if w_new.shape != w.shape:
+                raise ValueError(f"update returned shape {w_new.shape}, expected {w.shape}")
+            w[:] = w_new
+        else:
+            _apply(mid, w, g, m, v, t, eta, p1, p2, p3)
+        with np.errstate(over="ignore"):
+            if not np.isfinite(w @ w):
+                return t, 1
+    return t1, 0
+
+
+def optimize(
+    X: object,
+    y: object | None = None,
+    rule: Optimizer | None = None,
+    *,
+    loss: str | Loss = "logistic",
+    t_max: float = 1e5,
+    w0: object | None = None,
+    per_decade: int = 20,
+    seed: int = 0,
+    svm: SVMResult | None = None,
+) -> OptimResult:
+    """Run an update rule on the homogeneous problem and trace it at log-spaced steps.
+
+    Parameters
+    ----------
+    X : array_like, shape (N, d)
+        Samples, or folded samples when ``y`` is None.
+    y : array_like, shape (N,), optional
+        Labels in ``{-1, +1}`` or ``{0, 1}``.
+    rule : Optimizer, optional
+        Default :class:`GD` ``()``.
+    loss : str or Loss
+        See :func:`separable.losses.get_loss`.
+    t_max : float
+        Number of steps (integer-valued, ``>= 1``).
+    w0 : array_like, shape (d,), optional
+        Start (default zeros).
+    per_decade : int
+        Recording points per decade of steps.
+    seed : int
+        Seed of the minibatch sampling (SGD).
+    svm : SVMResult, optional
+        Precomputed SVM of the data (else computed).
+
+    Returns
+    -------
+    OptimResult
+
+    Raises
+    ------
+    NotSeparableError
+        If the data are not separable (the gaps would be undefined).
+    ValueError, TypeError
+        On malformed arguments.
+    """
+    Z = fold(X, y)
+    N, d = Z.shape
+    rule = GD() if rule is None else rule
+    if not isinstance(rule, (GD, Momentum, SGD, NormalizedGD, Adam, CustomUpdate)):
+        raise TypeError(
+            f"rule must be an Optimizer (GD, Momentum, SGD, NormalizedGD, Adam, CustomUpdate), "
+            f"got {type(rule).__name__}"
+        )
+    loss_obj = get_loss(loss)
+    try:
+        t_max_f = float(t_max)
+    except (TypeError, ValueError):
+        raise TypeError(f"t_max must be a number, got {t_max!r}") from None
+    if (
+        not math.isfinite(t_max_f)
+        or t_max_f < 1
+        or t_max_f != math.floor(t_max_f)
+        or t_max_f >= 2**62
+    ):
+        raise ValueError(f"t_max must be an integer-valued number in [1, 2**62), got {t_max!r}")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    w = (
+        np.zeros(d)
+        if w0 is None
+        else as_features(np.reshape(np.asarray(w0, dtype=float), (1, -1)), "w0")[0].copy()
+    )
+    if w.shape != (d,):
+        raise ValueError(f"w0 must have shape ({d},) to match X, got {np.shape(w0)}")
+    svm = hard_margin_svm(Z) if svm is None else svm
+    eta = default_eta(rule, Z)
+    if isinstance(rule, (GD, Momentum, SGD, CustomUpdate)):
+        limit = stability_limit(Z, loss_obj, w)
+        if eta > limit:
+            warnings.warn(
+                f"eta={eta:.4g} exceeds the stability limit 2/(beta sigma_max^2)={limit:.4g}; "
+                f"the run may diverge",
+                StepSizeWarning,
+                stacklevel=2,
+            )
+    code = (0, 0.0, 0.0, 0.0) if isinstance(rule, CustomUpdate) else rule._code()
+    batch = min(rule.batch_size, N) if isinstance(rule, SGD) else N
+    replace = bool(rule.replace) if isinstance(rule, SGD) else False
+    rng = np.random.default_rng(seed)
+    m, v = np.zeros(d), np.zeros(d)
+    perm, pos = rng.permutation(N).astype(np.int64), np.zeros(1, dtype=np.int64)
+    fast = loss_obj.kernel_id >= 0 and not isinstance(rule, CustomUpdate)
+    w_start = w.copy()
+    ZT = np.ascontiguousarray(Z.T)
+    schedule = log_schedule(t_max_f, per_decade, start=1)
+    ts, ws = [], []
+    t, status = 0, 0
+    for target in schedule:
+        if fast:
+            t, status = _run_steps(
+                Z,
+                ZT,
+                w,
+                m,
+                v,
+                t,
+                int(target),
+                code[0],
+                eta,
+                code[1],
+                code[2],
+                code[3],
+                loss_obj.kernel_id,
+                loss_obj.param,
+                batch,
+                replace,
+                int(rng.integers(0, 2**31 - 1)),
+                perm,
+                pos,
+            )
+        else:
+            t, status = _python_steps(
+                Z, w, (m, v, perm, pos), t, int(target), rule, code, eta, loss_obj, rng
+            )
+        if status:
+            break
+        ts.append(t)
+        ws.append(w.copy())
+    stopped_at = int(t) if status else None
+    if status:
+        warnings.warn(
+            f"{rule.name} diverged: non-finite gradient or weights at step {t}",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+        if not ts:
+            raise DivergenceError(
+                f"{rule.name} diverged at step {t}, before the first recorded step", int(t)
+            )
+    T = np.asarray(ts, dtype=np.int64)
+    W = np.asarray(ws)
+    with np.errstate(over="ignore"):
+        extras = gap_measures(Z, W, svm.w, np.log(T.astype(float)), loss_obj)
+    extras["w"] = W
+    trace = Trace(T, np.linalg.norm(W - w_start, axis=1), extras)
+    return OptimResult(
+        trace,
+        w.copy(),
+        rule.name,
+        loss_obj.name,
+        eta,
+        int(T[-1]) if not status else int(t),
+        "diverged" if status else "finished",
+        stopped_at,
+        svm,
+    )
+
+
+# ----------------------------------------------------------------------------- shortcuts
+def gd(X, y=None, loss="logistic", eta=None, t_max=1e5, **kw) -> OptimResult:
+    """Gradient descent; see :func:`optimize`."""
+    return optimize(X, y, GD(eta), loss=loss, t_max=t_max, **kw)
+
+
+def momentum(
+    X, y=None, loss="logistic", eta=None, t_max=1e5, beta=0.9, nesterov=False, **kw
+) -> OptimResult:
+    """Heavy-ball or Nesterov momentum; see :class:`Momentum` and :func:`optimize`."""
+    return optimize(X, y, Momentum(eta, beta, nesterov), loss=loss, t_max=t_max, **kw)
+
+
+def sgd(
+    X, y=None, loss="logistic", eta=None, t_max=1e5, batch_size=4, replace=False, **kw
+) -> OptimResult:
+    """Minibatch SGD; see :class:`SGD` and :func:`optimize`."""
+    return optimize(X, y, SGD(eta, batch_size, replace), loss=loss, t_max=t_max, **kw)
+
+
+def ngd(X, y=None, loss="logistic", eta=None, t_max=1e5, **kw) -> OptimResult:
+    """Normalized GD; see :class:`NormalizedGD` and :func:`optimize`."""
+    return optimize(X, y, NormalizedGD(eta), loss=loss, t_max=t_max, **kw)
+
+
+def adam(
+    X, y=None, loss="logistic", eta=1e-3, t_max=1e5, beta1=0.9, beta2=0.999, eps=1e-8, **kw
+) -> OptimResult:
+    """Adam; see :class:`Adam` and :func:`optimize`."""
+    return optimize(X, y, Adam(eta, beta1, beta2, eps), loss=loss, t_max=t_max, **kw)
+
+
+def custom(
+    X, y=None, loss="logistic", eta=None, t_max=1e5, *, update, label="custom", **kw
+) -> OptimResult:
+    """A user update ``update(t, w, g) -> w_new``; see :class:`CustomUpdate`."""
+    return optimize(X, y, CustomUpdate(update, eta, label), loss=loss, t_max=t_max, **kw)

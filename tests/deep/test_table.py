@@ -1,0 +1,160 @@
+"""The table runner end to end on a tiny profile: runs, reuse, statistics, files, schema."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+
+import numpy as np
+import pytest
+
+from deep.profiles import REGIMES, Profile, Recipe
+from deep.table import CSV_COLUMNS, TABLE_FILES, Cell, final_accuracy, ordering_checks, run_table
+from diffusion.records import load_run
+
+TINY = Profile(
+    name="tiny",
+    device="cpu",
+    seeds=2,
+    description="8x8 digits, B_S=16 vs B_L=64",
+    recipes=(
+        Recipe(
+            name="Digits",
+            model="mlp_digits",
+            data="digits",
+            epochs=1,
+            small_batch=16,
+            large_batch=64,
+            lr=0.05,
+            ghost_size=16,
+            weight_decay=0.0,
+            paper=(1.0, 2.0, 3.0, 4.0, 5.0),
+        ),
+    ),
+)
+
+
+@pytest.fixture(scope="module")
+def tiny_table(tmp_path_factory):
+    root = tmp_path_factory.mktemp("table")
+    return root, run_table(TINY, root / "runs", out=root)
+
+
+def test_tiny_table_runs_every_cell_and_summarises_the_seeds(tiny_table):
+    root, result = tiny_table
+    row = result.row("Digits")
+    assert tuple(row.cells) == REGIMES
+    for regime, cell in row.cells.items():
+        assert cell.seeds == (0, 1)
+        # mean and std recomputed independently from the run folders' summaries
+        accs = [100 * load_run(p).summary["final_val_acc"] for p in cell.runs]
+        assert cell.accuracies == pytest.approx(accs)
+        assert cell.mean == pytest.approx(np.mean(accs))
+        assert cell.std == pytest.approx(np.std(accs, ddof=1))
+        configs = [load_run(p).config for p in cell.runs]
+        assert {c["batch_size"] for c in configs} == {8 if regime == "SB" else 32}
+        assert [c["seed"] for c in configs] == [0, 1]
+    steps = {g: row.cells[g].steps[0] for g in REGIMES}
+    n_train = load_run(row.cells["SB"].runs[0]).summary["n_train"]
+    assert steps["SB"] == math.ceil(n_train / 16)
+    assert steps["LB"] == steps["LB+LR"] == steps["LB+LR+GBN"] == math.ceil(n_train / 64)
+    assert steps["LB+LR+GBN+RA"] == steps["SB"]  # regime adaptation: as many steps as SB
+
+
+def test_table_files_and_their_schema(tiny_table):
+    root, result = tiny_table
+    assert set(result.files) == {"markdown", "csv", "json"}
+    assert sorted(p.name for p in result.files.values()) == sorted(TABLE_FILES)
+    row = result.row("Digits")
+
+    with open(root / "table.csv", newline="") as fh:
+        lines = list(csv.reader(fh))
+    assert tuple(lines[0]) == CSV_COLUMNS
+    assert [ln[3] for ln in lines[1:]] == list(REGIMES)
+    for ln in lines[1:]:
+        cell = row.cells[ln[3]]
+        assert float(ln[6]) == pytest.approx(cell.mean, abs=1e-4)
+        assert float(ln[7]) == pytest.approx(cell.std, abs=1e-4)
+        assert [float(a) for a in ln[8].split(";")] == pytest.approx(cell.accuracies, abs=1e-4)
+        assert float(ln[9]) == TINY.recipes[0].paper[REGIMES.index(ln[3])]
+
+    doc = json.loads((root / "table.json").read_text())
+    assert doc["profile"] == "tiny" and doc["regimes"] == list(REGIMES)
+    (jrow,) = doc["rows"]
+    assert set(jrow) >= {
+        "network",
+        "model",
+        "dataset",
+        "small_batch",
+        "large_batch",
+        "cells",
+        "checks",
+    }
+    assert set(jrow["cells"]) == set(REGIMES)
+    assert set(jrow["checks"]) == {"lb_below_sb", "ra_at_least_lr", "ra_within_sb"}
+    for name, c in jrow["cells"].items():
+        assert c["mean"] == pytest.approx(row.cells[name].mean)
+        assert set(c) >= {"mean", "std", "accuracies", "seeds", "runs", "steps", "batch_size"}
+
+    md = (root / "table.md").read_text()
+    assert "| Network | Dataset | B_S / B_L | seeds | SB | LB | +LR | +GBN | +RA |" in md
+    assert f"{row.cells['SB'].mean:.2f} ± {row.cells['SB'].std:.2f}" in md
+    assert "LB below SB by more than the seed spread" in md
+
+
+def test_finished_runs_are_reused(tiny_table, tmp_path):
+    root, first = tiny_table
+    stamps = {
+        p: (load_run(p).path / "summary.json").stat().st_mtime_ns
+        for c in first.row("Digits").cells.values()
+        for p in c.runs
+    }
+    again = run_table(TINY, root / "runs", out=tmp_path)
+    for regime in REGIMES:
+        assert (
+            again.row("Digits").cells[regime].accuracies
+            == first.row("Digits").cells[regime].accuracies
+        )
+    assert {p: (load_run(p).path / "summary.json").stat().st_mtime_ns for p in stamps} == stamps
+
+
+def _cell(regime, accs):
+    return Cell(
+        regime, 1, tuple(accs), tuple(range(len(accs))), ("",) * len(accs), (1,) * len(accs)
+    )
+
+
+def test_ordering_checks_follow_their_definitions():
+    cells = {
+        "SB": _cell("SB", [98.0, 98.4]),
+        "LB": _cell("LB", [96.0, 96.2]),
+        "LB+LR": _cell("LB+LR", [97.0, 97.0]),
+        "LB+LR+GBN+RA": _cell("LB+LR+GBN+RA", [98.0, 98.1]),
+    }
+    assert ordering_checks(cells) == {
+        "lb_below_sb": True,
+        "ra_at_least_lr": True,
+        "ra_within_sb": True,
+    }
+    # gap 0.2 with SB spread 0.28: not "more than the seed spread"
+    cells["LB"] = _cell("LB", [98.0, 98.0])
+    cells["LB+LR+GBN+RA"] = _cell("LB+LR+GBN+RA", [96.0, 96.0])
+    assert ordering_checks(cells) == {
+        "lb_below_sb": False,
+        "ra_at_least_lr": False,
+        "ra_within_sb": False,
+    }
+    assert ordering_checks({"SB": cells["SB"]}) == {}
+
+
+def test_boundary_errors(tmp_path):
+    with pytest.raises(ValueError, match="profile must be one of"):
+        run_table("huge", tmp_path)
+    with pytest.raises(ValueError, match="seeds"):
+        run_table(TINY, tmp_path, seeds=0)
+    with pytest.raises(ValueError, match="n_jobs"):
+        run_table(TINY, tmp_path, n_jobs=0)
+    with pytest.raises(KeyError, match="final validation accuracy"):
+        final_accuracy({"steps": 3})
+    assert final_accuracy({"final_val_acc": 0.5}) == 50.0

@@ -1,0 +1,242 @@
+"""The trainer against independent computations: hand-written SGD, distance, resume, errors."""
+
+from __future__ import annotations
+
+import math
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from deep.data import BatchOrder, load_dataset
+from deep.ghost_bn import GhostBatchNorm1d
+from deep.models import build
+from deep.regime import steps_for_epochs
+from deep.train import (
+    CHECKPOINT_FILE,
+    NonFiniteLossError,
+    TrainConfig,
+    load_checkpoint,
+    load_model,
+    train,
+)
+
+SMALL = dict(
+    model="mlp_digits",
+    data="digits",
+    batch_size=100,
+    epochs=3.0,
+    lr=0.05,
+    milestones=(2.0,),
+    lr_decay=0.2,
+    momentum=0.9,
+    weight_decay=1e-3,
+    device="cpu",
+    trace_per_decade=10,
+)
+
+
+@pytest.fixture(scope="module")
+def small_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("runs")
+    return train(TrainConfig(**SMALL), root, progress=False), root
+
+
+def test_weights_equal_a_hand_written_sgd(small_run):
+    """Same order and regime, with SGD + momentum + weight decay written out by hand."""
+    run, _ = small_run
+    cfg = TrainConfig(**SMALL)
+    data = load_dataset("digits", seed=0)
+    torch.manual_seed(0)
+    model = build("mlp_digits", data.num_classes)
+    params = list(model.parameters())
+    velocity = [torch.zeros_like(p) for p in params]
+    n = len(data.train)
+    total = math.ceil(3 * n / 100)
+    drop = math.ceil(2 * n / 100)
+    order = BatchOrder(n, 100, 0)
+    for step in range(total):
+        idx = order.indices(step)
+        loss = F.cross_entropy(model(data.train.x[idx]), data.train.y[idx])
+        grads = torch.autograd.grad(loss, params)
+        lr = cfg.lr * (0.2 if step >= drop else 1.0)
+        with torch.no_grad():
+            for p, g, v in zip(params, grads, velocity, strict=True):
+                v.mul_(0.9).add_(g + 1e-3 * p)  # the buffer persists across epochs
+                p.sub_(lr * v)
+    trained = load_model(run)
+    for (name, p), q in zip(trained.named_parameters(), params, strict=True):
+        torch.testing.assert_close(p, q, atol=1e-5, rtol=1e-4, msg=name)
+    assert run.summary["steps"] == total
+
+
+def test_trace_distance_and_schedule(small_run):
+    run, _ = small_run
+    trace = run.trace()
+    total = run.summary["steps"]
+    assert trace.t[0] == 0 and trace.t[-1] == total and trace.distance[0] == 0.0
+    n = run.summary["n_train"]
+    epoch_ends = [steps_for_epochs(e, n, 100) for e in (1, 2, 3)]
+    assert set(epoch_ends) <= set(trace.t.tolist())
+    # distance of the final weights, computed here from the rebuilt initial model
+    torch.manual_seed(0)
+    init = build("mlp_digits", 10)
+    final = load_model(run)
+    d2 = sum(
+        float(((p - q).detach().double() ** 2).sum())
+        for p, q in zip(final.parameters(), init.parameters(), strict=True)
+    )
+    assert trace.distance[-1] == pytest.approx(math.sqrt(d2), rel=1e-9)
+    # per-layer distances add up (in squares) to the total at every recorded step
+    layers = np.stack([v for k, v in trace.extras.items() if k.startswith("dist.")], axis=1)
+    np.testing.assert_allclose(np.sqrt((layers**2).sum(1)), trace.distance, rtol=1e-12)
+    assert layers.shape[1] == len(list(final.parameters()))
+    # learning rate of each recorded step: 0.05 before epoch 2, 0.01 after
+    drop = steps_for_epochs(2, n, 100)
+    np.testing.assert_allclose(
+        trace.extras["lr"], np.where(trace.t >= drop, 0.01, 0.05), rtol=1e-12
+    )
+    # evaluation at each epoch end; the eval trace holds exactly those points
+    ev = run.trace("eval.")
+    assert ev.t.tolist() == epoch_ends
+    assert (
+        np.all(np.isfinite(ev.extras["val_acc"]))
+        and run.summary["final_val_acc"] == ev.extras["val_acc"][-1]
+    )
+    assert run.summary["final_val_acc"] > 0.85  # digits with 3 epochs: far above chance (0.1)
+    assert np.isnan(trace.extras["val_acc"][1])
+    # the loss is recorded at w_t on batch t: step 0 equals the initial model's loss on batch 0
+    idx = BatchOrder(n, 100, 0).indices(0)
+    data = load_dataset("digits")
+    init.train()
+    assert trace.extras["loss"][0] == pytest.approx(
+        float(F.cross_entropy(init(data.train.x[idx]), data.train.y[idx]).detach()), rel=1e-6
+    )
+
+
+def test_finished_run_is_reused(small_run):
+    run, root = small_run
+    again = train(TrainConfig(**SMALL), root, progress=False)
+    assert again.path == run.path and again.summary["wall_time_s"] == run.summary["wall_time_s"]
+
+
+def test_ghost_bn_and_regime_adaptation(tmp_path):
+    cfg = TrainConfig(
+        **{
+            **SMALL,
+            "epochs": 1.0,
+            "milestones": (),
+            "batch_size": 256,
+            "base_batch_size": 64,
+            "ghost_size": 32,
+            "regime_adaptation": True,
+            "lr_scaling": "sqrt",
+            "eval_every": None,
+            "warmup_epochs": 0.5,
+        }
+    )
+    run = train(cfg, tmp_path, progress=False)
+    n = run.summary["n_train"]
+    assert run.summary["steps"] == math.ceil(n / 64)  # as many updates as one epoch at B=64
+    assert run.summary["regime_factor"] == 4 and run.summary["peak_lr"] == pytest.approx(0.1)
+    model = load_model(run)
+    assert any(isinstance(m, GhostBatchNorm1d) and m.ghost_size == 32 for m in model.modules())
+    assert run.trace().extras["lr"][0] == pytest.approx(0.05)  # warm-up starts at the base rate
+
+
+def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
+    cfg = TrainConfig(
+        **{**SMALL, "lr": 1e30, "momentum": 0.0, "checkpoint_every": 1, "milestones": ()}
+    )
+    with pytest.raises(NonFiniteLossError, match=r"at step \d+") as info:
+        train(cfg, tmp_path, progress=False)
+    folder = next(tmp_path.iterdir())
+    ckpt = load_checkpoint(folder)
+    assert 1 <= ckpt["step"] <= info.value.step  # written before the failure, never after
+    assert all(torch.isfinite(v).all() for v in ckpt["model"].values() if v.is_floating_point())
+    assert not (folder / "summary.json").exists()
+
+
+@pytest.mark.parametrize(
+    "change, match",
+    [
+        ({"batch_size": 0}, "batch_size"),
+        ({"ghost_size": 256}, "ghost_size"),
+        ({"lr": -0.1}, "lr"),
+        ({"model": "lenet"}, "mlp_digits"),
+        ({"data": "svhn"}, "digits"),
+        ({"eval_every": "often"}, "eval_every"),
+    ],
+)
+def test_bad_config(change, match):
+    with pytest.raises(ValueError, match=match):
+        TrainConfig(**{**SMALL, **change})
+
+
+def test_model_and_data_shapes_must_agree(tmp_path):
+    with pytest.raises(ValueError, match=r"takes samples of shape \(3, 32, 32\)"):
+        train(TrainConfig(**{**SMALL, "model": "c1"}), tmp_path, progress=False)
+
+
+RESUME_SCRIPT = textwrap.dedent("""
+    import os, signal, sys
+    import torch
+    torch.set_num_threads(1)
+    from deep.train import TrainConfig, train
+    cfg = TrainConfig(model="f1", data="mnist5k", batch_size=128, epochs=3.0, checkpoint_every=31,
+                      eval_every="epoch", trace_per_decade=10, device="cpu")
+    mode, root = sys.argv[1], sys.argv[2]
+    def die(step):
+        if mode == "kill" and step >= 31:
+            os.kill(os.getpid(), signal.SIGKILL)  # no clean-up, as a crash or a pre-emption
+    train(cfg, root, progress=False, on_checkpoint=die)
+""")
+
+
+def test_resume_after_kill_is_bitwise_identical(tmp_path):
+    script = tmp_path / "job.py"
+    script.write_text(RESUME_SCRIPT)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    killed = subprocess.run(
+        [sys.executable, str(script), "kill", str(tmp_path / "a")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    folder_a = next((tmp_path / "a").iterdir())
+    assert load_checkpoint(folder_a)["step"] == 31 and not (folder_a / "summary.json").exists()
+    done = subprocess.run(
+        [sys.executable, str(script), "resume", str(tmp_path / "a")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    namespace: dict = {}
+    exec(compile(RESUME_SCRIPT.split("mode, root")[0], "job", "exec"), namespace)  # same config
+    train(namespace["cfg"], tmp_path / "b", progress=False)  # straight, in this process (1 thread)
+    folder_b = next((tmp_path / "b").iterdir())
+    assert folder_a.name == folder_b.name
+    with np.load(folder_a / "records.npz") as ra, np.load(folder_b / "records.npz") as rb:
+        assert sorted(ra.files) == sorted(rb.files)
+        for key in ra.files:
+            np.testing.assert_array_equal(ra[key], rb[key], err_msg=key, strict=True)
+    ma, mb = (
+        load_checkpoint(folder_a / CHECKPOINT_FILE),
+        load_checkpoint(folder_b / CHECKPOINT_FILE),
+    )
+    assert ma["step"] == mb["step"] == 94
+    for key in mb["model"]:
+        assert torch.equal(ma["model"][key], mb["model"][key]), key
+    states = zip(ma["optimizer"]["state"].values(), mb["optimizer"]["state"].values(), strict=True)
+    for sa, sb in states:
+        assert torch.equal(sa["momentum_buffer"], sb["momentum_buffer"])
