@@ -17,6 +17,11 @@ Readers for user files under ``root``:
               ``root/cifar-10-batches-py``; validation = test_batch
 ``cifar100``  the CIFAR-100 python pickles (train, test; fine labels), in ``root`` or in
               ``root/cifar-100-python``
+``imagenet``  an ImageNet-style folder ``root/{train,val}/<class>/<image>`` (JPEG/PNG, read
+              with Pillow): the shorter side is resized to 256, then the central 256x256
+              (train) or 224x224 (val) is kept, in memory -- so this suits subsets that fit in
+              memory (e.g. 10-100 classes), not the full 1.28M-image set; training crops a
+              random 224x224 window and flips it (``augment="imagenet"``)
 
 The pickles are read with :mod:`pickle`, so only point ``root`` at files you trust.
 Inputs are scaled to [0, 1] and standardised per channel with the training split's mean and
@@ -25,6 +30,7 @@ standard deviation. Batches are taken by indexing (:class:`BatchOrder`), with no
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import gzip
 import pickle
@@ -45,11 +51,12 @@ __all__ = [
     "read_idx",
     "BatchOrder",
     "augment_batch",
+    "center_crop",
     "default_augmentation",
 ]
 
-DATASETS = ("mnist5k", "mnist1d", "digits", "mnist", "cifar10", "cifar100", "random")
-AUGMENTATIONS = ("none", "cifar")
+DATASETS = ("mnist5k", "mnist1d", "digits", "mnist", "cifar10", "cifar100", "imagenet", "random")
+AUGMENTATIONS = ("none", "cifar", "imagenet")
 _VALIDATION_FRACTION = 0.2
 
 
@@ -92,7 +99,9 @@ class DatasetPair:
 
 
 def default_augmentation(name: str) -> str:
-    """The paper's augmentation for a dataset: ``"cifar"`` for CIFAR, ``"none"`` otherwise."""
+    """The paper's augmentation for a dataset: CIFAR's, ImageNet's, or ``"none"``."""
+    if name == "imagenet":
+        return "imagenet"
     return "cifar" if name in ("cifar10", "cifar100") else "none"
 
 
@@ -111,6 +120,7 @@ def _standardise(
 
 def _pair(name: str, x_train, y_train, x_val, y_val) -> DatasetPair:
     x_train, x_val, mean, std = _standardise(np.asarray(x_train), np.asarray(x_val))
+    # (train and val share the sample shape, except imagenet's 256 vs 224 crops)
     y_train = np.asarray(y_train, dtype=np.int64)
     y_val = np.asarray(y_val, dtype=np.int64)
     return DatasetPair(
@@ -250,6 +260,52 @@ def _cifar100(root: Path) -> tuple:
     )
 
 
+_IMAGE_SUFFIXES = (".jpeg", ".jpg", ".png")
+
+
+def _image_folder(folder: Path, classes: list[str], side: int) -> tuple[np.ndarray, np.ndarray]:
+    from PIL import Image
+
+    images, labels = [], []
+    for label, name in enumerate(classes):
+        files = sorted(p for p in (folder / name).glob("*") if p.suffix.lower() in _IMAGE_SUFFIXES)
+        for path in files:
+            with Image.open(path) as im:
+                im = im.convert("RGB")
+                scale = 256 / min(im.size)
+                im = im.resize(
+                    (max(side, round(im.width * scale)), max(side, round(im.height * scale))),
+                    Image.BILINEAR,
+                )
+                left, top = (im.width - side) // 2, (im.height - side) // 2
+                im = im.crop((left, top, left + side, top + side))
+                images.append(np.asarray(im, dtype=np.uint8).transpose(2, 0, 1))
+            labels.append(label)
+    return np.stack(images) if images else np.zeros((0, 3, side, side), np.uint8), np.asarray(
+        labels
+    )
+
+
+def _imagenet(root: Path) -> tuple:
+    expected = ["train/<class>/<image>.JPEG", "val/<class>/<image>.JPEG"]
+    for split in ("train", "val"):
+        if not (root / split).is_dir():
+            raise FileNotFoundError(
+                f"imagenet: no folder {str(root / split)!r}; expected {expected}"
+            )
+    classes = sorted(p.name for p in (root / "train").iterdir() if p.is_dir())
+    if len(classes) < 2:
+        raise FileNotFoundError(
+            f"imagenet: {str(root / 'train')!r} holds {len(classes)} class "
+            f"folders; expected {expected} with at least two classes"
+        )
+    x_tr, y_tr = _image_folder(root / "train", classes, 256)
+    x_va, y_va = _image_folder(root / "val", classes, 224)
+    if len(y_tr) == 0 or len(y_va) == 0:
+        raise FileNotFoundError(f"imagenet: no images under {str(root)!r}; expected {expected}")
+    return x_tr / 255.0, y_tr, x_va / 255.0, y_va
+
+
 # ----------------------------------------------------------------------------- public loader
 def load_dataset(
     name: str,
@@ -305,8 +361,16 @@ def load_dataset(
     path = Path(root)
     if not path.is_dir():
         raise FileNotFoundError(f"{name}: root {str(path)!r} is not a folder")
-    reader = {"mnist": _mnist_idx, "cifar10": _cifar10, "cifar100": _cifar100}[name]
-    return _pair(name, *reader(path))
+    reader = {
+        "mnist": _mnist_idx,
+        "cifar10": _cifar10,
+        "cifar100": _cifar100,
+        "imagenet": _imagenet,
+    }[name]
+    pair = _pair(name, *reader(path))
+    if name == "imagenet":  # samples are the 224x224 crops the model sees
+        pair = dataclasses.replace(pair, input_shape=tuple(pair.val.x.shape[1:]))
+    return pair
 
 
 def _random(input_shape, num_classes, n_train, n_val, seed) -> DatasetPair:
@@ -330,32 +394,57 @@ def _random(input_shape, num_classes, n_train, n_val, seed) -> DatasetPair:
 
 
 # ----------------------------------------------------------------------------- augmentation
-def augment_batch(x: torch.Tensor, kind: str, generator: torch.Generator) -> torch.Tensor:
-    """Apply the paper's training augmentation to a batch, with randomness from ``generator``.
-
-    ``"cifar"``: zero-pad 4 pixels (zero is the mean after standardisation), crop a random
-    32x32 window per image, flip horizontally with probability 1/2. ``"none"``: ``x``.
-    """
-    if kind == "none":
-        return x
-    if kind != "cifar":
-        raise ValueError(f"augmentation must be one of {AUGMENTATIONS}, got {kind!r}")
-    if x.dim() != 4:
-        raise ValueError(
-            f"the cifar augmentation needs (N, C, H, W) images, got shape {tuple(x.shape)}"
-        )
-    n, c, h, w = x.shape
-    pad = 4
-    padded = F.pad(x, (pad, pad, pad, pad))
-    dy = torch.randint(0, 2 * pad + 1, (n,), generator=generator).to(x.device)
-    dx = torch.randint(0, 2 * pad + 1, (n,), generator=generator).to(x.device)
-    flip = (torch.rand(n, generator=generator) < 0.5).to(x.device)
+def _windows(
+    x: torch.Tensor, dy: torch.Tensor, dx: torch.Tensor, flip: torch.Tensor, size: tuple[int, int]
+) -> torch.Tensor:
+    """Per-image ``size`` windows of ``x`` at offsets ``(dy, dx)``, mirrored where ``flip``."""
+    n, c = x.shape[:2]
+    h, w = size
     cols = torch.arange(w, device=x.device)
     cols = torch.where(flip[:, None], w - 1 - cols, cols) + dx[:, None]
     rows = torch.arange(h, device=x.device) + dy[:, None]
     b = torch.arange(n, device=x.device)[:, None, None, None]
     ch = torch.arange(c, device=x.device)[None, :, None, None]
-    return padded[b, ch, rows[:, None, :, None], cols[:, None, None, :]]
+    return x[b, ch, rows[:, None, :, None], cols[:, None, None, :]]
+
+
+def center_crop(x: torch.Tensor, size: tuple[int, ...] | None) -> torch.Tensor:
+    """The central ``size`` (H, W) window of a batch of images; ``x`` when already that size."""
+    if size is None or x.dim() != 4 or tuple(x.shape[2:]) == tuple(size):
+        return x
+    top, left = (x.shape[2] - size[0]) // 2, (x.shape[3] - size[1]) // 2
+    return x[:, :, top : top + size[0], left : left + size[1]]
+
+
+def augment_batch(
+    x: torch.Tensor,
+    kind: str,
+    generator: torch.Generator | None,
+    size: tuple[int, int] | None = None,
+) -> torch.Tensor:
+    """Apply the paper's training augmentation to a batch, with randomness from ``generator``.
+
+    ``"cifar"``: zero-pad 4 pixels (zero is the mean after standardisation), crop a random
+    window of the original size per image, flip horizontally with probability 1/2.
+    ``"imagenet"``: a random ``size`` window (224x224 of the stored 256x256) per image,
+    flipped with probability 1/2. ``"none"``: the central ``size`` window (or ``x``).
+    """
+    if kind not in AUGMENTATIONS:
+        raise ValueError(f"augmentation must be one of {AUGMENTATIONS}, got {kind!r}")
+    if kind == "none":
+        return center_crop(x, size)
+    if x.dim() != 4:
+        raise ValueError(f"the {kind} augmentation needs (N, C, H, W) images, got {tuple(x.shape)}")
+    n, _, h, w = x.shape
+    if kind == "cifar":
+        pad = 4
+        x, (out_h, out_w) = F.pad(x, (pad, pad, pad, pad)), (h, w)
+    else:
+        out_h, out_w = size if size is not None else (h, w)
+    dy = torch.randint(0, x.shape[2] - out_h + 1, (n,), generator=generator).to(x.device)
+    dx = torch.randint(0, x.shape[3] - out_w + 1, (n,), generator=generator).to(x.device)
+    flip = (torch.rand(n, generator=generator) < 0.5).to(x.device)
+    return _windows(x, dy, dx, flip, (out_h, out_w))
 
 
 # ----------------------------------------------------------------------------- batch order

@@ -74,7 +74,8 @@ class GammaConfig:
     grad_clip : float, optional
         Gradient-norm clipping of the trajectory.
     snapshots : int
-        Trajectory segments: ``snapshots + 1`` weight vectors are kept.
+        About this many trajectory segments: a checkpoint every ``T // snapshots`` steps
+        and at the end ``T``, plus ``w_0``.
     n_directions : int
         Random directions per base point.
     n_radii : int
@@ -156,8 +157,9 @@ class GammaResult:
     ----------
     config : GammaConfig
         What was measured.
-    trajectory : GammaEstimate
-        From pairs of snapshots along the SGD trajectory.
+    trajectory : GammaEstimate or None
+        From pairs of snapshots along the SGD trajectory; ``None`` when the pairs fill
+        fewer than 3 distance bins (``trajectory_error`` says why).
     perturbation_init, perturbation_final : GammaEstimate
         From random perturbations around ``w_0`` and ``w_T``.
     distance_travelled : float
@@ -169,28 +171,30 @@ class GammaResult:
     """
 
     config: GammaConfig
-    trajectory: GammaEstimate
+    trajectory: GammaEstimate | None
     perturbation_init: GammaEstimate
     perturbation_final: GammaEstimate
     distance_travelled: float
     steps: int
     run: Run
+    trajectory_error: str = ""
 
     def estimates(self) -> dict[str, GammaEstimate]:
-        """The three estimates by name."""
-        return {
+        """The estimates that could be made, by name."""
+        out = {
             "trajectory": self.trajectory,
             "perturbation_init": self.perturbation_init,
             "perturbation_final": self.perturbation_final,
         }
+        return {k: v for k, v in out.items() if v is not None}
 
     def table(self) -> str:
         """A plain-text summary, one line per method."""
-        c = self.config
+        c, level = self.config, int(100 * self.perturbation_init.level)
         lines = [
             f"gamma of {c.model}/{c.data}: SGD B={c.batch_size}, lr={c.lr:g}, {self.steps} steps, "
             f"||w_T - w_0|| = {self.distance_travelled:.3f}",
-            f"{'method':<20} {'gamma':>7} {'stderr':>7} {int(100 * self.trajectory.level)}% CI"
+            f"{'method':<20} {'gamma':>7} {'stderr':>7} {level}% CI"
             f"{'':>11} {'bins':>4} {'pairs':>6} {'distances':>19}",
         ]
         for name, est in self.estimates().items():
@@ -200,6 +204,8 @@ class GammaResult:
                 f"{int(est.bin_count.sum()):>6} {est.bin_distance[0]:8.3g} .. "
                 f"{est.bin_distance[-1]:8.3g}"
             )
+        if self.trajectory is None:
+            lines.append(f"{'trajectory':<20} no estimate: {self.trajectory_error}")
         return "\n".join(lines)
 
     def as_dict(self) -> dict:
@@ -208,6 +214,8 @@ class GammaResult:
             "run": str(self.run.path),
             "steps": self.steps,
             "distance_travelled": self.distance_travelled,
+            "trajectory": None,
+            "trajectory_error": self.trajectory_error,
             **{k: v.as_dict() for k, v in self.estimates().items()},
         }
 
@@ -357,21 +365,32 @@ def _compute(config: GammaConfig, root: Path) -> tuple[dict[str, np.ndarray], di
             [loss_at(base + float(r) * u) - losses[k] for r in radii for u in dirs]
         )
     summary = {"steps": steps, "distance_travelled": travelled}
-    for name, est in _estimates(config, records).items():
-        summary[name] = est.as_dict()
+    estimates, why = _estimates(config, records)
+    for name, est in estimates.items():
+        summary[name] = est.as_dict() if est is not None else None
+    summary["trajectory_error"] = why
     return records, summary
 
 
-def _estimates(config: GammaConfig, records: dict[str, np.ndarray]) -> dict[str, GammaEstimate]:
-    n_bins = max(3, min(10, config.snapshots // 2))
-    traj = estimate_gamma(
-        records["pairs.distance"],
-        records["pairs.increment"],
-        n_bins=n_bins,
-        min_count=3,
-        center=True,
-    )
-    out = {"trajectory": traj}
+def _estimates(
+    config: GammaConfig, records: dict[str, np.ndarray]
+) -> tuple[dict[str, GammaEstimate | None], str]:
+    """The three estimates (trajectory ``None`` when its pairs fill under 3 bins, with why)."""
+    n_pairs = records["pairs.distance"].size
+    try:
+        traj, why = (
+            estimate_gamma(
+                records["pairs.distance"],
+                records["pairs.increment"],
+                n_bins=max(3, min(8, n_pairs // 8)),
+                min_count=3,
+                center=True,
+            ),
+            "",
+        )
+    except ValueError as exc:
+        traj, why = None, str(exc)
+    out: dict[str, GammaEstimate | None] = {"trajectory": traj}
     for name in ("init", "final"):
         out[f"perturbation_{name}"] = estimate_gamma(
             records["perturbation.radius"],
@@ -380,7 +399,7 @@ def _estimates(config: GammaConfig, records: dict[str, np.ndarray]) -> dict[str,
             min_count=config.n_directions,
             center=True,
         )
-    return out
+    return out, why
 
 
 def measure_gamma(
@@ -416,7 +435,7 @@ def measure_gamma(
         raise TypeError(f"config must be a GammaConfig, got {type(config).__name__}")
     root = Path(root)
     run = run_or_load(root, config, lambda c: _compute(c, root), force=force)
-    est = _estimates(config, run.records)
+    est, why = _estimates(config, run.records)
     return GammaResult(
         config,
         est["trajectory"],
@@ -425,6 +444,7 @@ def measure_gamma(
         float(run.summary["distance_travelled"]),
         int(run.summary["steps"]),
         run,
+        why,
     )
 
 

@@ -29,17 +29,28 @@ batch's statistics into a scratch row, never touching the running buffers). On C
 about as much as one plain batch norm, while reshaping to ``(k, g, C, ...)`` and reducing
 with generic tensor ops costs several times more. On a GPU the loop launches ``k`` small
 kernels per layer, which the reshape (``"vectorized"``) removes. ``"auto"`` picks ``"loop"``
-on CPU and ``"vectorized"`` on CUDA; ``benchmarks/bench_deep.py`` measures both.
+on CPU and ``"vectorized"`` on CUDA; :func:`measure_strategies` times both on the machine at
+hand (pass the faster one as ``strategy``), and ``benchmarks/bench_deep.py`` compares them
+with plain batch norm and the authors' per-chunk scheme.
 """
 
 from __future__ import annotations
+
+import time
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
-__all__ = ["GhostBatchNorm1d", "GhostBatchNorm2d", "convert_to_ghost", "STRATEGIES", "ghost_sizes"]
+__all__ = [
+    "measure_strategies",
+    "GhostBatchNorm1d",
+    "GhostBatchNorm2d",
+    "convert_to_ghost",
+    "STRATEGIES",
+    "ghost_sizes",
+]
 
 STRATEGIES = ("auto", "loop", "vectorized")
 
@@ -249,3 +260,54 @@ def convert_to_ghost(module: nn.Module, ghost_size: int, strategy: str = "auto")
         if new is not child:
             setattr(module, name, new)
     return module
+
+
+def measure_strategies(
+    shape: tuple[int, ...],
+    ghost_size: int,
+    device: str | torch.device = "cpu",
+    repeats: int = 3,
+) -> dict[str, float]:
+    """Median seconds of one forward + backward of each strategy on a random activation.
+
+    ``"auto"`` is a fixed rule (loop on CPU, reshape on CUDA); this measures the two on the
+    machine at hand, e.g. ``min(times, key=times.get)`` for ``convert_to_ghost``'s strategy.
+
+    Parameters
+    ----------
+    shape : tuple of int
+        Activation shape, ``(N, C)``, ``(N, C, L)`` or ``(N, C, H, W)``.
+    ghost_size : int
+        Ghost batch size.
+    device : str or torch.device
+        Where to measure.
+    repeats : int
+        Timed repeats after one warm-up.
+
+    Returns
+    -------
+    dict
+        ``{"loop": seconds, "vectorized": seconds}``.
+    """
+    _check_ghost_size(ghost_size)
+    if len(shape) not in (2, 3, 4) or not all(isinstance(s, int) and s > 0 for s in shape):
+        raise ValueError(f"shape must be 2 to 4 positive integers, got {shape!r}")
+    device = torch.device(device)
+    cls = GhostBatchNorm2d if len(shape) == 4 else GhostBatchNorm1d
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(shape, generator=gen).to(device).requires_grad_(True)
+    dy = torch.randn(shape, generator=gen).to(device)
+    times = {}
+    for strategy in ("loop", "vectorized"):
+        layer = cls(shape[1], ghost_size, strategy=strategy).to(device)
+        samples = []
+        for _ in range(repeats + 1):
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            start = time.perf_counter()
+            layer(x).backward(dy)
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            samples.append(time.perf_counter() - start)
+        times[strategy] = sorted(samples[1:])[len(samples[1:]) // 2]
+    return times

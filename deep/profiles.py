@@ -100,8 +100,9 @@ class Recipe:
         Gradient-norm clipping threshold.
     warmup_epochs : float
         Linear warm-up length (0 for none).
-    augment : {"auto", "none", "cifar"}
-        Training augmentation (``"auto"``: the paper's crops and flips for CIFAR, none otherwise).
+    augment : {"auto", "none", "cifar", "imagenet"}
+        Training augmentation (``"auto"``: the paper's crops and flips for CIFAR and ImageNet,
+        none for MNIST -- the reference code's horizontal flips of digits are not copied).
     eval_every : int, "epoch" or None
         Evaluation interval handed to the trainer (``None``: only at the end).
     trace_per_decade : int
@@ -169,8 +170,10 @@ class Recipe:
                 f"milestones must be increasing epochs below epochs={self.epochs}, "
                 f"got {self.milestones}"
             )
-        if self.augment not in ("auto", "none", "cifar"):
-            raise ValueError(f"augment must be 'auto', 'none' or 'cifar', got {self.augment!r}")
+        if self.augment not in ("auto", "none", "cifar", "imagenet"):
+            raise ValueError(
+                f"augment must be 'auto', 'none', 'cifar' or 'imagenet', got {self.augment!r}"
+            )
         if self.eval_every not in ("epoch", None):
             _positive_int("eval_every", self.eval_every)
         if self.paper is not None and len(self.paper) != len(REGIMES):
@@ -233,14 +236,19 @@ class Profile:
         )
 
     def select(self, names: tuple[str, ...] | list[str] | None) -> Profile:
-        """This profile restricted to the recipes named in ``names`` (all when ``None``)."""
+        """This profile restricted to the recipes named in ``names`` (all when ``None``).
+
+        A name matches a row name or a model name, case-insensitively (``alexnet`` selects
+        both AlexNet rows).
+        """
         if not names:
             return self
-        recipes = []
+        recipes: list[Recipe] = []
         for n in names:
-            r = self.recipe(n)
-            if r not in recipes:
-                recipes.append(r)
+            self.recipe(n)  # raises for a name that matches nothing
+            for r in self.recipes:
+                if n.lower() in (r.name.lower(), r.model.lower()) and r not in recipes:
+                    recipes.append(r)
         return Profile(
             self.name, tuple(recipes), self.seeds, self.device, self.description, self.regimes
         )

@@ -335,6 +335,8 @@ def run_table(
         Overrides the profile's device.
     n_jobs : int
         Runs trained at once (joblib, processes); each gets ``cpu_count // n_jobs`` threads.
+        Keep 1 under ``torchrun``: every replica then walks the same list of runs and each
+        run is data-parallel over the replicas.
     out : path, optional
         Where ``table.md``, ``table.csv`` and ``table.json`` go; ``root`` if omitted.
     overrides : dict, optional
@@ -384,7 +386,7 @@ def run_table(
             )
         rows.append(RowResult(recipe, cells, ordering_checks(cells)))
     result = TableResult(prof.name, prof.description, tuple(rows), prof.regimes, {}, wall)
-    if write:
+    if write and int(os.environ.get("RANK", "0")) == 0:  # under torchrun only rank 0 writes
         files = write_table(result, Path(out) if out is not None else root)
         result = TableResult(
             result.profile, result.description, result.rows, result.regimes, files, wall

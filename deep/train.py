@@ -44,6 +44,7 @@ from deep.data import (
     DATASETS,
     BatchOrder,
     augment_batch,
+    center_crop,
     default_augmentation,
     load_dataset,
 )
@@ -233,20 +234,22 @@ def _step_generator(seed: int, step: int) -> torch.Generator:
 
 
 def _distances(params: list[torch.Tensor], initial: list[torch.Tensor]) -> np.ndarray:
-    """||p - p_0|| of every parameter tensor (float64 on the host)."""
+    """||p - p_0|| of every parameter tensor, in the parameters' precision; float64 on the host.
+
+    One fused multi-tensor kernel each for the differences and the norms (one launch on a GPU).
+    """
     with torch.no_grad():
-        norms = torch.stack(
-            [
-                torch.linalg.vector_norm((p - p0).double())
-                for p, p0 in zip(params, initial, strict=True)
-            ]
-        )
-    return norms.cpu().numpy()
+        norms = torch._foreach_norm(torch._foreach_sub(params, initial))
+    return torch.stack(norms).double().cpu().numpy()
 
 
 @torch.no_grad()
 def _evaluate(
-    model: nn.Module, x: torch.Tensor, y: torch.Tensor, device: torch.device
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    device: torch.device,
+    size: tuple[int, ...] | None = None,
 ) -> tuple[float, float]:
     """(accuracy, mean loss) in evaluation mode, in fixed batches (never split per ghost batch)."""
     was_training = model.training
@@ -254,7 +257,7 @@ def _evaluate(
     correct, loss = 0, 0.0
     for i in range(0, len(y), _EVAL_BATCH):
         xb, yb = x[i : i + _EVAL_BATCH].to(device), y[i : i + _EVAL_BATCH].to(device)
-        out = model(xb)
+        out = model(center_crop(xb, size))
         loss += float(F.cross_entropy(out, yb, reduction="sum"))
         correct += int((out.argmax(1) == yb).sum())
     model.train(was_training)
@@ -412,6 +415,7 @@ def _train(
     if config.max_steps is not None:
         total_steps = min(total_steps, config.max_steps)
     augmentation = default_augmentation(config.data) if config.augment == "auto" else config.augment
+    crop = tuple(data.input_shape[1:]) if len(data.input_shape) == 3 else None  # image H, W
     order = BatchOrder(n_train, config.batch_size, config.seed)
     optimizer = torch.optim.SGD(
         model.parameters(),
@@ -516,8 +520,8 @@ def _train(
         evaluated = step in eval_at and info.is_main
         scores = (
             (
-                *_evaluate(model, data.train.x, data.train.y, device),
-                *_evaluate(model, data.val.x, data.val.y, device),
+                *_evaluate(model, data.train.x, data.train.y, device, crop),
+                *_evaluate(model, data.val.x, data.val.y, device, crop),
             )
             if evaluated
             else (math.nan,) * 4
@@ -540,7 +544,7 @@ def _train(
         idx = order.indices(step)[info.rank * local_batch : (info.rank + 1) * local_batch]
         x = data.train.x[idx].to(device, non_blocking=True)
         y = data.train.y[idx].to(device, non_blocking=True)
-        x = augment_batch(x, augmentation, _step_generator(config.seed, step))
+        x = augment_batch(x, augmentation, _step_generator(config.seed, step), crop)
         if step == total_steps:  # the last point: loss at w_T without touching running statistics
             buffers = {k: v.clone() for k, v in model.named_buffers()}
             with torch.no_grad():

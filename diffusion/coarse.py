@@ -45,7 +45,7 @@ __all__ = [
 ]
 
 LOG_TIME_RESOLUTION = 100
-"""Integer ticks per unit of ``Gamma = log t`` on the log-time axis of :meth:`CoarseResult.log_time_trace`."""
+"""Integer ticks per unit of ``Gamma = log t`` on the log-time axis of the traces."""
 
 
 # ----------------------------------------------------------------------------- kernels
@@ -157,7 +157,7 @@ def _bottoms_kernel(paths, origins, lengths, gammas, result, ok):
 
 @njit(cache=True)
 def _gaussian_walk(seed, n, scale, out, start, step):
-    """``out[start + step*k] = scale * (sum of k standard normals)``, k = 0..n, from its own stream."""
+    """``out[start + step*k] = scale * (sum of k standard normals)``, k = 0..n; own stream."""
     np.random.seed(seed)  # numba's per-thread generator: the stream depends on the seed only
     acc = 0.0
     out[start] = 0.0
@@ -182,9 +182,13 @@ def _as_path(values: object, name: str = "values") -> np.ndarray:
     try:
         v = np.ascontiguousarray(values, dtype=np.float64)
     except (TypeError, ValueError) as exc:
-        raise TypeError(f"{name} must be array-like of numbers, got {type(values).__name__}") from exc
+        raise TypeError(
+            f"{name} must be array-like of numbers, got {type(values).__name__}"
+        ) from exc
     if v.ndim != 1 or v.size < 2:
-        raise ValueError(f"{name} must be one-dimensional with at least 2 entries, got shape {v.shape}")
+        raise ValueError(
+            f"{name} must be one-dimensional with at least 2 entries, got shape {v.shape}"
+        )
     if not np.all(np.isfinite(v)):
         raise ValueError(f"{name} must be finite")
     return v
@@ -250,17 +254,23 @@ def valley_bottom(values: object, origin: int, gammas: object) -> tuple[np.ndarr
         (the path is too short).
     """
     v = _as_path(values)
-    if isinstance(origin, bool) or not isinstance(origin, (int, np.integer)) or not 0 <= origin < v.size:
+    if (
+        isinstance(origin, bool)
+        or not isinstance(origin, (int, np.integer))
+        or not 0 <= origin < v.size
+    ):
         raise ValueError(f"origin must be an index into values (0..{v.size - 1}), got {origin!r}")
     g = _as_gammas(gammas)
     res = np.zeros((1, g.size), np.int64)
     ok = np.zeros((1, g.size), np.bool_)
-    _bottoms_kernel(v[None, :], np.array([origin], np.int64), np.array([v.size], np.int64), g, res, ok)
+    _bottoms_kernel(
+        v[None, :], np.array([origin], np.int64), np.array([v.size], np.int64), g, res, ok
+    )
     return res[0], ok[0]
 
 
 def decimate(values: object, threshold: float) -> np.ndarray:
-    """Fisher's renormalisation done literally: remove the smallest barrier until all are >= threshold.
+    """Fisher's renormalisation done literally: decimate the smallest barrier, repeatedly.
 
     A pure-Python reference (a heap of bonds between consecutive extrema): the walker's
     landscape is reduced to its local extrema, then the bond with the smallest
@@ -366,7 +376,7 @@ class CoarseResult:
         return (self.gamma / self.sigma_v) ** (1.0 / self.hurst)
 
     def scaled(self) -> np.ndarray:
-        """``positions / scale()``; for Brownian potentials the Kesten variable ``sigma^2 x/(log t)^2``."""
+        """``positions / scale()``; for a Brownian potential Kesten's ``sigma^2 x/(log t)^2``."""
         return self.positions / self.scale()[None, :]
 
     def mean_abs(self) -> np.ndarray:
@@ -377,37 +387,65 @@ class CoarseResult:
         """Root-mean-square displacement over environments at each ``Gamma``."""
         return np.sqrt(np.mean(self.positions.astype(float) ** 2, axis=0))
 
-    def log_time_trace(self) -> Trace:
-        """Trace of the RMS displacement on a log-time axis: time ``round(LOG_TIME_RESOLUTION * Gamma)``.
+    def log_time_trace(self, statistic: str = "rms") -> Trace:
+        """Trace of the displacement on a log-time axis: ``round(LOG_TIME_RESOLUTION * Gamma)``.
 
         Times beyond ``2^62`` cannot be held as integers, but their logarithms can. On this
         axis the polylog law ``a + b (log t)^k`` is the ``power_offset`` law ``a + b' s^k``
         of the shared metrics (same ``k``), which is what :meth:`polylog_exponent` fits.
-        ``distance`` is the RMS displacement (as for the direct walkers); extras hold
-        ``mean_abs``, ``msd``, ``gamma`` (exact) and ``positions`` (shape (n_gamma, n_envs)).
+        ``distance`` is the RMS displacement (as for the direct walkers) or, with
+        ``statistic='mean_abs'``, the mean absolute displacement (less sensitive to the heavy
+        tails of the fBm valleys); extras hold ``mean_abs``, ``msd``, ``gamma`` (exact) and
+        ``positions`` (shape (n_gamma, n_envs)).
         """
+        if statistic not in ("rms", "mean_abs"):
+            raise ValueError(f"statistic must be 'rms' or 'mean_abs', got {statistic!r}")
         ticks = np.round(LOG_TIME_RESOLUTION * self.gamma).astype(np.int64)
         if ticks.size > 1 and np.any(np.diff(ticks) <= 0):
             raise ValueError(f"gamma grid is finer than 1/{LOG_TIME_RESOLUTION}; no log-time trace")
         rms = self.rms()
-        extras = {"mean_abs": self.mean_abs(), "msd": rms**2, "gamma": self.gamma, "positions": self.positions.T}
-        return Trace(ticks, rms, extras)
+        extras = {
+            "mean_abs": self.mean_abs(),
+            "msd": rms**2,
+            "gamma": self.gamma,
+            "positions": self.positions.T,
+        }
+        return Trace(ticks, rms if statistic == "rms" else extras["mean_abs"], extras)
 
-    def polylog_exponent(self, gamma_min: float | None = None, gamma_max: float | None = None, *,
-                         offset: bool = True):
-        """Fit ``rms(x_t) = a + b (log t)^k`` over ``gamma_min <= log t <= gamma_max`` (shared metrics).
+    def polylog_exponent(
+        self,
+        gamma_min: float | None = None,
+        gamma_max: float | None = None,
+        *,
+        offset: bool = True,
+        statistic: str = "rms",
+    ):
+        """Fit ``rms(x_t) = a + b (log t)^k`` for ``gamma_min <= log t <= gamma_max``.
 
         Returns the :class:`~diffusion.metrics.LawFit` of the ``power_offset`` law on the
         log-time trace (``power``, i.e. ``b (log t)^k``, with ``offset=False``); its ``nu``
-        is the exponent ``k``.
+        is the exponent ``k``. ``statistic`` is passed to :meth:`log_time_trace`.
         """
         lo = None if gamma_min is None else LOG_TIME_RESOLUTION * gamma_min - 0.5
         hi = None if gamma_max is None else LOG_TIME_RESOLUTION * gamma_max + 0.5
-        return fit_law(self.log_time_trace(), "power_offset" if offset else "power", t_min=lo, t_max=hi)
+        return fit_law(
+            self.log_time_trace(statistic),
+            "power_offset" if offset else "power",
+            t_min=lo,
+            t_max=hi,
+        )
 
-    def exponent_interval(self, gamma_min: float | None = None, gamma_max: float | None = None, *,
-                          offset: bool = True, n_boot: int = 100, level: float = 0.95,
-                          seed: int = 0) -> ExponentEstimate:
+    def exponent_interval(
+        self,
+        gamma_min: float | None = None,
+        gamma_max: float | None = None,
+        *,
+        offset: bool = True,
+        statistic: str = "rms",
+        n_boot: int = 100,
+        level: float = 0.95,
+        seed: int = 0,
+    ) -> ExponentEstimate:
         """The polylog exponent with a bootstrap interval over environments.
 
         Environments are resampled with replacement and :meth:`polylog_exponent` is refitted;
@@ -419,16 +457,30 @@ class CoarseResult:
             raise ValueError(f"n_boot must be an integer >= 10, got {n_boot!r}")
         if not 0 < level < 1:
             raise ValueError(f"level must be in (0, 1), got {level!r}")
-        k = self.polylog_exponent(gamma_min, gamma_max, offset=offset).params["nu"]
+        k = self.polylog_exponent(gamma_min, gamma_max, offset=offset, statistic=statistic).params[
+            "nu"
+        ]
         rng = np.random.default_rng(seed)
         ks = np.empty(n_boot)
         for i in range(n_boot):
             pick = rng.integers(0, self.n_envs, self.n_envs)
-            boot = CoarseResult(self.gamma, self.positions[pick], self.kind, self.hurst, self.sigma,
-                                self.temperature, self.half_width[pick], self.n_extended)
-            ks[i] = boot.polylog_exponent(gamma_min, gamma_max, offset=offset).params["nu"]
+            boot = CoarseResult(
+                self.gamma,
+                self.positions[pick],
+                self.kind,
+                self.hurst,
+                self.sigma,
+                self.temperature,
+                self.half_width[pick],
+                self.n_extended,
+            )
+            ks[i] = boot.polylog_exponent(
+                gamma_min, gamma_max, offset=offset, statistic=statistic
+            ).params["nu"]
         lo, hi = np.quantile(ks, [(1 - level) / 2, (1 + level) / 2])
-        return ExponentEstimate(float(k), (float(lo), float(hi)), float(np.std(ks, ddof=1)), int(n_boot), level)
+        return ExponentEstimate(
+            float(k), (float(lo), float(hi)), float(np.std(ks, ddof=1)), int(n_boot), level
+        )
 
 
 @dataclass(frozen=True)
@@ -466,20 +518,32 @@ def _child(env_seed: np.random.SeedSequence, key: int) -> np.random.SeedSequence
     return np.random.SeedSequence(env_seed.entropy, spawn_key=env_seed.spawn_key + (key,))
 
 
-def _fbm_path(env_seed: np.random.SeedSequence, half: int, hurst: float, sigma: float, temperature: float,
-              attempt: int) -> np.ndarray:
+def _fbm_path(
+    env_seed: np.random.SeedSequence,
+    half: int,
+    hurst: float,
+    sigma: float,
+    temperature: float,
+    attempt: int,
+) -> np.ndarray:
     """Two-sided fBm landscape ``V = U/T`` on ``[-half, half]``, the start in the middle."""
-    u = fbm_potential(2 * half + 1, hurst, sigma, seed=_child(env_seed, 2 + attempt), origin=half).values
+    u = fbm_potential(
+        2 * half + 1, hurst, sigma, seed=_child(env_seed, 2 + attempt), origin=half
+    ).values
     return u / temperature
 
 
 def _stream_seeds(env_seeds: list[np.random.SeedSequence]) -> np.ndarray:
     """Two 32-bit seeds per environment (left and right half of a Brownian landscape)."""
-    return np.array([[_child(e, k).generate_state(1, np.uint32)[0] for k in (0, 1)] for e in env_seeds],
-                    dtype=np.int64)
+    return np.array(
+        [[_child(e, k).generate_state(1, np.uint32)[0] for k in (0, 1)] for e in env_seeds],
+        dtype=np.int64,
+    )
 
 
-def default_half_width(gamma_max: float, hurst: float, sigma_v: float, kind: str = "brownian") -> int:
+def default_half_width(
+    gamma_max: float, hurst: float, sigma_v: float, kind: str = "brownian"
+) -> int:
     """Initial window half-width ``f (Gamma_max/sigma_V)^(1/H)`` (at least 64 sites).
 
     The reach of the valley around the start (its bounding maxima and the extrema that
@@ -503,6 +567,7 @@ def coarse_walk(
     seed: int = 0,
     half_width: int | None = None,
     max_sites: int = 4_000_000,
+    max_total_sites: float | None = None,
 ) -> CoarseResult:
     """Where walkers are at times ``t = exp(Gamma)``: one walker in each of ``n_envs`` environments.
 
@@ -527,6 +592,15 @@ def coarse_walk(
         Initial window half-width; default :func:`default_half_width`.
     max_sites : int
         Sites processed per batch (memory bound).
+    max_total_sites : float, optional
+        Refuse runs whose windows would hold more sites than this in all (default 5e9 for
+        'brownian', generated in compiled code, 5e8 for 'fbm', one FFT per environment):
+        the valley size ``(Gamma/sigma_V)^(1/H)`` grows very fast for small H.
+
+    Raises
+    ------
+    ValueError
+        For bad arguments, or when the run would exceed ``max_total_sites``.
 
     Returns
     -------
@@ -544,6 +618,21 @@ def coarse_walk(
     half0 = default_half_width(g[-1], h, sigma_v, kind) if half_width is None else int(half_width)
     if half0 < 2:
         raise ValueError(f"half_width must be >= 2, got {half_width!r}")
+    cap = (
+        float(max_total_sites)
+        if max_total_sites is not None
+        else (5e9 if kind == "brownian" else 5e8)
+    )
+    total = float(n_envs) * (2 * half0 + 1)
+    if total > cap:
+        factor = (2 * half0 + 1) / (g[-1] / sigma_v) ** (1.0 / h)
+        g_ok = sigma_v * (cap / (n_envs * factor)) ** h
+        raise ValueError(
+            f"gammas up to {g[-1]:.4g} (t = {math.exp(g[-1]):.3g}) with n_envs={n_envs} and "
+            f"hurst={h:g} need windows of {total:.3g} sites in all (limit {cap:.3g}); with "
+            f"these settings log t <= {g_ok:.3g} (t <= {math.exp(min(g_ok, 700.0)):.3g}) fits: "
+            "lower t_max or n_envs"
+        )
     seeds = _env_seeds(seed, n_envs)
     stream_seeds = _stream_seeds(seeds) if kind == "brownian" else None
     positions = np.zeros((n_envs, g.size), np.int64)
@@ -557,17 +646,25 @@ def coarse_walk(
         per_batch = max(1, max_sites // width)
         failed = []
         for start in range(0, todo.size, per_batch):
-            rows = todo[start:start + per_batch]
+            rows = todo[start : start + per_batch]
             res = np.zeros((rows.size, g.size), np.int64)
             ok = np.zeros((rows.size, g.size), np.bool_)
             if kind == "brownian":
-                _brownian_bottoms_kernel(stream_seeds[rows], np.full(rows.size, half, np.int64), sigma_v, g, res, ok)
+                _brownian_bottoms_kernel(
+                    stream_seeds[rows], np.full(rows.size, half, np.int64), sigma_v, g, res, ok
+                )
             else:
                 paths = np.empty((rows.size, width))
                 for i, env in enumerate(rows):
                     paths[i] = _fbm_path(seeds[env], half, h, s, T, attempt)
-                _bottoms_kernel(paths, np.full(rows.size, half, np.int64), np.full(rows.size, width, np.int64),
-                                g, res, ok)
+                _bottoms_kernel(
+                    paths,
+                    np.full(rows.size, half, np.int64),
+                    np.full(rows.size, width, np.int64),
+                    g,
+                    res,
+                    ok,
+                )
             good = ok.all(axis=1)
             positions[rows[good]] = res[good]
             failed.extend(rows[~good].tolist())

@@ -35,7 +35,12 @@ from scipy import stats
 from diffusion import theory
 from diffusion.coarse import LOG_TIME_RESOLUTION, coarse_walk
 from diffusion.metrics import Trace, fit_growth, log_schedule
-from diffusion.potentials import bounded_potential, brownian_potential, fbm_potential, gaussian_field
+from diffusion.potentials import (
+    bounded_potential,
+    brownian_potential,
+    fbm_potential,
+    gaussian_field,
+)
 from diffusion.records import Run, run_or_load
 from diffusion.walk import simulate_walkers
 
@@ -110,29 +115,55 @@ class WalkConfig:
         object.__setattr__(self, "sigma", float(self.sigma))
         for name in ("walkers", "per_decade", "seed"):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < (0 if name == "seed" else 1):
-                raise ValueError(f"{name} must be a {'non-negative' if name == 'seed' else 'positive'} integer, got {value!r}")
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, (int, np.integer))
+                or value < (0 if name == "seed" else 1)
+            ):
+                raise ValueError(
+                    f"{name} must be a {'non-negative' if name == 'seed' else 'positive'} integer, "
+                    f"got {value!r}"
+                )
             object.__setattr__(self, name, int(value))
         t_max = theory._number(self.t_max, "t_max")
         if t_max < 10:
             raise ValueError(f"t_max must be >= 10, got {self.t_max!r}")
         object.__setattr__(self, "t_max", t_max)
         if self.dim != 1 and self.potential != "field":
-            raise ValueError(f"dim={self.dim} needs potential='field'; {self.potential!r} is one-dimensional")
+            raise ValueError(
+                f"dim={self.dim} needs potential='field'; {self.potential!r} is one-dimensional"
+            )
         if self.method == "coarse":
             if self.potential not in ("sinai", "fbm") or self.dim != 1:
-                raise ValueError(f"method='coarse' needs a 1D 'sinai' or 'fbm' potential, got {self.potential!r} in dim {self.dim}")
+                raise ValueError(
+                    f"method='coarse' needs a 1D 'sinai' or 'fbm' potential, "
+                    f"got {self.potential!r} in dim {self.dim}"
+                )
             if self.sigma <= 0:
                 raise ValueError(f"sigma must be > 0 for method='coarse', got {self.sigma!r}")
         elif t_max > MAX_DIRECT_T:
-            raise ValueError(f"t_max={self.t_max!r} is beyond direct simulation (<= {MAX_DIRECT_T:.0e}); use method='coarse'")
+            raise ValueError(
+                f"t_max={self.t_max!r} is beyond direct simulation (<= {MAX_DIRECT_T:.0e}); "
+                "use method='coarse'"
+            )
         if self.correlation_length < 0 or not math.isfinite(self.correlation_length):
             raise ValueError(f"correlation_length must be >= 0, got {self.correlation_length!r}")
-        if self.potential == "field" and self.field_kind == "short" and self.correlation_length <= 0:
+        if (
+            self.potential == "field"
+            and self.field_kind == "short"
+            and self.correlation_length <= 0
+        ):
             raise ValueError("correlation_length must be > 0 for a short-range field")
         if self.potential == "bounded" and self.correlation_length != int(self.correlation_length):
-            raise ValueError(f"correlation_length must be a whole number of sites for 'bounded', got {self.correlation_length!r}")
-        if self.half_width is not None and (isinstance(self.half_width, bool) or not isinstance(self.half_width, (int, np.integer)) or self.half_width < 2):
+            raise ValueError(
+                "correlation_length must be a whole number of sites for 'bounded', "
+                f"got {self.correlation_length!r}"
+            )
+        if self.half_width is not None and (
+            isinstance(self.half_width, bool)
+            or not isinstance(self.half_width, (int, np.integer))
+            or self.half_width < 2
+        ):
             raise ValueError(f"half_width must be an integer >= 2 or None, got {self.half_width!r}")
 
     @property
@@ -157,7 +188,12 @@ def _auto_half_width(cfg: WalkConfig) -> int:
         trapped = 4 * 10.0 ** (3.5 * h - 0.5) * (math.log(t_max) / cfg.sigma_v) ** (1.0 / h) + 64
         return int(min(free, trapped))
     if cfg.potential == "field" and cfg.field_kind == "fractional" and cfg.sigma > 0:
-        trapped = 4 * 10.0 ** (3.5 * cfg.hurst - 0.5) * (math.log(t_max) / cfg.sigma_v) ** (1.0 / cfg.hurst) + 64
+        trapped = (
+            4
+            * 10.0 ** (3.5 * cfg.hurst - 0.5)
+            * (math.log(t_max) / cfg.sigma_v) ** (1.0 / cfg.hurst)
+            + 64
+        )
         return int(min(free, trapped))
     return int(free)
 
@@ -171,7 +207,9 @@ def _factory(cfg: WalkConfig, half: int):
     if cfg.potential == "bounded":
         return lambda ss: bounded_potential(n, cfg.sigma, int(cfg.correlation_length), seed=ss)
     ell = cfg.correlation_length if cfg.correlation_length > 0 else 1.0
-    return lambda ss: gaussian_field((n,) * cfg.dim, cfg.field_kind, ell, cfg.hurst, cfg.sigma, seed=ss)
+    return lambda ss: gaussian_field(
+        (n,) * cfg.dim, cfg.field_kind, ell, cfg.hurst, cfg.sigma, seed=ss
+    )
 
 
 def _direct(cfg: WalkConfig) -> tuple[Trace, dict]:
@@ -180,12 +218,21 @@ def _direct(cfg: WalkConfig) -> tuple[Trace, dict]:
     shared = cfg.potential in ("bounded", "field")
     n_env = 1 if shared else cfg.walkers
     if per_env * n_env > MAX_SITES:
-        raise ValueError(f"t_max={cfg.t_max:g} with walkers={cfg.walkers} needs {per_env * n_env:.2e} sites "
-                         f"(box half-width {half}, dim {cfg.dim}); the limit is {MAX_SITES:.0e}: lower t_max or walkers")
+        raise ValueError(
+            f"t_max={cfg.t_max:g} with walkers={cfg.walkers} needs {per_env * n_env:.2e} sites "
+            f"(box half-width {half}, dim {cfg.dim}); the limit is {MAX_SITES:.0e}: "
+            "lower t_max or walkers"
+        )
     t_max = int(cfg.t_max)
-    trace = simulate_walkers(_factory(cfg, half), cfg.temperature, t_max, cfg.walkers,
-                             times=log_schedule(t_max, cfg.per_decade), seed=cfg.seed,
-                             shared_environment=shared)
+    trace = simulate_walkers(
+        _factory(cfg, half),
+        cfg.temperature,
+        t_max,
+        cfg.walkers,
+        times=log_schedule(t_max, cfg.per_decade),
+        seed=cfg.seed,
+        shared_environment=shared,
+    )
     return trace, {"half_width": half, "n_environments": n_env}
 
 
@@ -197,10 +244,20 @@ def _coarse(cfg: WalkConfig) -> tuple[Trace, dict]:
         gammas = np.append(gammas, g_max)
     # the log-time axis holds Gamma to 1/LOG_TIME_RESOLUTION
     gammas = np.unique(np.round(gammas * LOG_TIME_RESOLUTION)) / LOG_TIME_RESOLUTION
-    res = coarse_walk(cfg.walkers, gammas, kind="brownian" if cfg.potential == "sinai" else "fbm",
-                      hurst=cfg.hurst, sigma=cfg.sigma, temperature=cfg.temperature, seed=cfg.seed,
-                      half_width=cfg.half_width)
-    return res.log_time_trace(), {"n_extended": res.n_extended, "half_width_max": int(res.half_width.max())}
+    res = coarse_walk(
+        cfg.walkers,
+        gammas,
+        kind="brownian" if cfg.potential == "sinai" else "fbm",
+        hurst=cfg.hurst,
+        sigma=cfg.sigma,
+        temperature=cfg.temperature,
+        seed=cfg.seed,
+        half_width=cfg.half_width,
+    )
+    return res.log_time_trace(), {
+        "n_extended": res.n_extended,
+        "half_width_max": int(res.half_width.max()),
+    }
 
 
 # ----------------------------------------------------------------------------- theory
@@ -210,7 +267,9 @@ def _theory(cfg: WalkConfig, trace: Trace, log_t: np.ndarray) -> dict:
     if cfg.potential in ("sinai", "fbm") and cfg.sigma > 0:
         h = cfg.effective_hurst
         out["polylog_exponent"] = 1.0 / h
-        out["law"] = f"distance ~ (T log t / sigma)^(1/H) = (log t)^{1 / h:.4g} (barriers ~ d^H, H = {h:g})"
+        out["law"] = (
+            f"distance ~ (T log t / sigma)^(1/H) = (log t)^{1 / h:.4g} (barriers ~ d^H, H = {h:g})"
+        )
         if cfg.potential == "sinai" or abs(h - 0.5) < 1e-12:
             scale = log_t[-1] ** 2 / cfg.sigma_v**2
             b = trace.extras["positions"][-1].astype(float) / scale
@@ -223,44 +282,57 @@ def _theory(cfg: WalkConfig, trace: Trace, log_t: np.ndarray) -> dict:
             ks = stats.kstest(b, theory.kesten.cdf)
             out["kesten_ks_statistic"] = float(ks.statistic)
             out["kesten_ks_pvalue"] = float(ks.pvalue)
-    elif cfg.potential == "bounded" or (cfg.potential == "field" and cfg.dim == 1 and cfg.field_kind == "short"):
+    elif cfg.potential == "bounded" or (
+        cfg.potential == "field" and cfg.dim == 1 and cfg.field_kind == "short"
+    ):
+        # the ergodic D_eff, from the sample averages over a long stretch of the same model
         pot = _factory(cfg, max(_auto_half_width(cfg), 50_000))(np.random.SeedSequence(cfg.seed))
         d_eff = theory.effective_diffusion(pot.values, cfg.temperature)
         out["law"] = "normal diffusion, rms = sqrt(2 D_eff t), D_eff = 1/(<1/c><pi>)"
         out["d_eff"] = d_eff
         out["rms_predicted_last"] = math.sqrt(2 * d_eff * float(trace.t[-1]))
     elif cfg.potential == "field" and cfg.field_kind == "short":
-        out["law"] = f"normal diffusion at long times, D_eff < D_0 = 1/2 (rms = sqrt(t) free, d = {cfg.dim})"
+        out["law"] = (
+            f"normal diffusion at long times, D_eff < D_0 = 1/2 (rms = sqrt(t) free, d = {cfg.dim})"
+        )
         out["polylog_exponent"] = None
     else:
-        out["law"] = f"expected trapping ~ (log t)^(1/H) = (log t)^{1 / cfg.hurst:.4g} [measured, not exact in d >= 2]"
+        out["law"] = (
+            f"expected trapping ~ (log t)^(1/H) = (log t)^{1 / cfg.hurst:.4g} "
+            "[measured, not exact in d >= 2]"
+        )
         out["polylog_exponent"] = 1.0 / cfg.hurst
     return out
 
 
 def compute_walk(cfg: WalkConfig) -> tuple[dict[str, np.ndarray], dict]:
-    """Run the experiment of ``cfg``: ``(records, summary)`` for :func:`~diffusion.records.run_or_load`."""
+    """Run the experiment of ``cfg``: ``(records, summary)`` for ``run_or_load``."""
     if not isinstance(cfg, WalkConfig):
         raise TypeError(f"config must be a WalkConfig, got {type(cfg).__name__}")
     if cfg.method == "coarse":
         trace, info = _coarse(cfg)
         log_t = trace.extras["gamma"]
-        fit_trace = Trace(trace.t, trace.distance)
         laws = ("power_offset",)
-        axis = f"log-time: t_axis = round({LOG_TIME_RESOLUTION} log t); power_offset exponent = polylog exponent k"
+        axis = (
+            f"log-time: t_axis = round({LOG_TIME_RESOLUTION} log t); "
+            "power_offset exponent = polylog exponent k"
+        )
     else:
         trace, info = _direct(cfg)
         log_t = np.log(np.maximum(trace.t.astype(float), 1.0))
-        fit_trace = Trace(trace.t, trace.distance)
         laws = ("log", "polylog", "power", "power_offset")
         axis = "time t"
     t_min = LOG_TIME_RESOLUTION * math.log(1e3) if cfg.method == "coarse" else 1e3
     if (trace.t >= t_min).sum() < 8:
         t_min = None
-    fit = fit_growth(fit_trace, laws, t_min=t_min)
+    fit = fit_growth(Trace(trace.t, trace.distance), laws, t_min=t_min)
     summary = {
-        "fit": fit.as_dict(), "fit_table": fit.table(), "fit_window_t_min": t_min, "axis": axis,
-        "theory": _theory(cfg, trace, log_t), **info,
+        "fit": fit.as_dict(),
+        "fit_table": fit.table(),
+        "fit_window_t_min": t_min,
+        "axis": axis,
+        "theory": _theory(cfg, trace, log_t),
+        **info,
     }
     if cfg.method == "coarse":
         summary["polylog_exponent_measured"] = fit.fits["power_offset"].params["nu"]

@@ -28,6 +28,10 @@ import numpy as np
 from scipy import special, stats
 
 __all__ = [
+    "check_temperature",
+    "check_sigma",
+    "check_hurst",
+    "check_dim",
     "KESTEN_MEAN_ABS",
     "KESTEN_SECOND_MOMENT",
     "metropolis_rates",
@@ -37,6 +41,7 @@ __all__ = [
     "effective_diffusion",
     "effective_diffusion_rates",
     "zwanzig_diffusion",
+    "wiener_bounds",
     "kesten",
     "kesten_pdf",
     "kesten_cdf",
@@ -71,7 +76,7 @@ def check_hurst(hurst: float, name: str = "hurst") -> float:
 
 
 def check_sigma(sigma: float, name: str = "sigma", *, allow_zero: bool = True) -> float:
-    """Return ``sigma`` as a float, raising ``ValueError`` if negative (or zero when not allowed)."""
+    """Return ``sigma`` as a float; ``ValueError`` if negative (or zero when not allowed)."""
     s = _number(sigma, name)
     if s < 0 or (s == 0 and not allow_zero):
         bound = ">= 0" if allow_zero else "> 0"
@@ -111,9 +116,14 @@ def _finite_1d(name: str, values: object, min_size: int = 1) -> np.ndarray:
     try:
         arr = np.asarray(values, dtype=float)
     except (TypeError, ValueError) as exc:
-        raise TypeError(f"{name} must be array-like of numbers, got {type(values).__name__}") from exc
+        raise TypeError(
+            f"{name} must be array-like of numbers, got {type(values).__name__}"
+        ) from exc
     if arr.ndim != 1 or arr.size < min_size:
-        raise ValueError(f"{name} must be one-dimensional with at least {min_size} entries, got shape {arr.shape}")
+        raise ValueError(
+            f"{name} must be one-dimensional with at least {min_size} entries, "
+            f"got shape {arr.shape}"
+        )
     if not np.all(np.isfinite(arr)):
         raise ValueError(f"{name} must be finite, found {arr[~np.isfinite(arr)][0]!r}")
     return arr
@@ -230,7 +240,10 @@ def effective_diffusion_rates(right: object, left: object) -> float:
     r, lft = _rates(right, left)
     loop = float(np.sum(np.log(r)) - np.sum(np.log(lft)))
     if abs(loop) > 1e-9 * max(1.0, float(np.sum(np.abs(np.log(r))))):
-        raise ValueError(f"rates are not reversible around the period (log prod right/left = {loop:.3g}): the chain drifts")
+        raise ValueError(
+            f"rates are not reversible around the period (log prod right/left = {loop:.3g}): "
+            "the chain drifts"
+        )
     log_pi = _log_weights(r, lft)
     shift = log_pi.max()
     pi = np.exp(log_pi - shift)
@@ -250,7 +263,53 @@ def effective_diffusion(potential: object, temperature: float = 1.0) -> float:
     return effective_diffusion_rates(right, left)
 
 
-def zwanzig_diffusion(potential_samples: object, temperature: float = 1.0, d0: float = 1.0) -> float:
+def wiener_bounds(potential: object, temperature: float = 1.0) -> tuple[float, float]:
+    """Bounds on ``D_eff`` of a Metropolis walker on a potential in d = 1, 2, 3 dimensions.
+
+    The walker picks one of the ``2d`` neighbours with probability ``1/(2d)`` and accepts
+    with ``min(1, exp(-dU/T))``; bond conductances are ``c = exp(-max(U_i, U_j)/T)/(2d)`` and
+    site weights ``pi = exp(-U/T)``. The effective conductivity of the bond network lies
+    between the harmonic and the arithmetic mean of the conductances along one axis (Wiener's
+    series/parallel bounds), so ``1/(<1/c> <pi>) <= D_eff <= <c>/<pi>`` in the convention
+    ``MSD = 2 d D t`` (a flat potential gives ``1/(2d)`` for both). In 1D the lower bound is
+    exact (:func:`effective_diffusion`).
+
+    Parameters
+    ----------
+    potential : array_like, 1 to 3 dimensions
+        A sample of a stationary potential (bonds inside the array are used, axis 0).
+    temperature : float
+        ``T > 0``.
+
+    Returns
+    -------
+    (lower, upper) : tuple of float
+    """
+    T = check_temperature(temperature)
+    try:
+        u = np.asarray(potential, dtype=float)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(
+            f"potential must be array-like of numbers, got {type(potential).__name__}"
+        ) from exc
+    check_dim(u.ndim, "potential.ndim")
+    if u.shape[0] < 2 or not np.all(np.isfinite(u)):
+        raise ValueError(
+            f"potential must be finite with at least 2 sites along axis 0, got shape {u.shape}"
+        )
+    v = u / T
+    shift = v.min()
+    barrier = np.maximum(v[1:], v[:-1]) - shift
+    c = np.exp(-barrier) / (2 * u.ndim)
+    pi = np.exp(-(v - shift))
+    lower = 1.0 / (np.mean(1.0 / c) * np.mean(pi))
+    upper = np.mean(c) / np.mean(pi)
+    return float(lower), float(upper)
+
+
+def zwanzig_diffusion(
+    potential_samples: object, temperature: float = 1.0, d0: float = 1.0
+) -> float:
     """Lifson--Jackson/Zwanzig constant ``D0 / (<exp(U/T)> <exp(-U/T)>)`` of a 1D continuum.
 
     Parameters
@@ -294,14 +353,20 @@ def _exit_survival_images(x: np.ndarray) -> np.ndarray:
 
 def _exit_survival(x: np.ndarray) -> np.ndarray:
     x = np.asarray(x, float)
-    return np.where(x < 0.2, _exit_survival_images(np.minimum(x, 0.2)), _exit_survival_series(np.maximum(x, 0.2)))
+    return np.where(
+        x < 0.2,
+        _exit_survival_images(np.minimum(x, 0.2)),
+        _exit_survival_series(np.maximum(x, 0.2)),
+    )
 
 
 def _exit_survival_integral(x: np.ndarray) -> np.ndarray:
     """int_0^x P(tau > u) du = P(|b| <= x)."""
     x = np.asarray(x, float)
     xs = np.maximum(x, 0.005)[..., None]
-    series = 1 - (32 / np.pi**3) * np.sum(_SIGN / _ODD**3 * np.exp(-(_ODD**2) * np.pi**2 * xs / 8), axis=-1)
+    series = 1 - (32 / np.pi**3) * np.sum(
+        _SIGN / _ODD**3 * np.exp(-(_ODD**2) * np.pi**2 * xs / 8), axis=-1
+    )
     # below 0.005, 1 - P(tau > u) < 4 Phi(-14) ~ 1e-44: the integral is x to double precision
     return np.where(x < 0.005, x, series)
 
@@ -319,7 +384,7 @@ def kesten_abs_cdf(x: object) -> np.ndarray:
 
 
 def kesten_cdf(b: object) -> np.ndarray:
-    """``P(b' <= b)`` for Kesten's variable (symmetric about 0); usable by ``scipy.stats.kstest``."""
+    """``P(b' <= b)`` for Kesten's variable (symmetric about 0); usable by ``kstest``."""
     b = np.asarray(b, float)
     return 0.5 + 0.5 * np.sign(b) * _exit_survival_integral(np.abs(b))
 
@@ -350,7 +415,9 @@ def _log_times(t: object) -> np.ndarray:
     return np.log(arr)
 
 
-def barrier_growth_distance(t: object, gamma: float, temperature: float = 1.0, scale: float = 1.0) -> np.ndarray:
+def barrier_growth_distance(
+    t: object, gamma: float, temperature: float = 1.0, scale: float = 1.0
+) -> np.ndarray:
     """Distance reached when the largest barrier within distance ``d`` grows like ``scale d^gamma``.
 
     Escaping to distance ``d`` takes ``t ~ exp(scale d^gamma / T)``, so
@@ -418,7 +485,9 @@ class KramersRate:
     temperature: float
 
 
-def kramers_rate(barrier: float, curvature_min: float, curvature_max: float, temperature: float = 1.0) -> KramersRate:
+def kramers_rate(
+    barrier: float, curvature_min: float, curvature_max: float, temperature: float = 1.0
+) -> KramersRate:
     """Kramers' rate of escape from a well of an overdamped Langevin dynamics.
 
     ``dx = -U'(x) dt + sqrt(2T) dW``; accurate when ``barrier >> T``.
@@ -443,10 +512,14 @@ def kramers_rate(barrier: float, curvature_min: float, curvature_max: float, tem
         raise ValueError(f"curvature_max must be non-zero, got {curvature_max!r}")
     T = check_temperature(temperature)
     rate = math.sqrt(k_min * k_max) / (2 * math.pi) * math.exp(-dU / T)
-    return KramersRate(rate, 1.0 / rate if rate > 0 else math.inf, dU, k_min, float(curvature_max), T)
+    return KramersRate(
+        rate, 1.0 / rate if rate > 0 else math.inf, dU, k_min, float(curvature_max), T
+    )
 
 
-def arrhenius_time(barrier: object, temperature: float = 1.0, attempt_rate: float = 1.0) -> np.ndarray:
+def arrhenius_time(
+    barrier: object, temperature: float = 1.0, attempt_rate: float = 1.0
+) -> np.ndarray:
     """Arrhenius escape time ``exp(barrier / T) / attempt_rate``."""
     T = check_temperature(temperature)
     nu = _positive(attempt_rate, "attempt_rate")

@@ -428,6 +428,9 @@ def simulate_walkers(
     pots = _environments(potential, n_walkers, shared_environment, env_seq)
     lattice = metropolis_lattice(pots, temp)
     starts = _starts(lattice, start, n_walkers)
+    box = tuple((starts + np.asarray(lattice.origin)).T)
+    if any(not np.all(np.isfinite(p.values[box])) for p in pots):
+        raise ValueError("start must not be a wall (a site where the potential is +inf)")
     flat = _run(lattice, _env_of(lattice.n_env, n_walkers), starts, times, t_max, walk_seq, edge)
     return _trace(lattice, flat, starts, times)
 

@@ -39,9 +39,14 @@ PREDICTION_T_MIN = 100
 
 _PARALLEL_TOL = 1e-8
 
+_NO_PREDICTION = {
+    "thm3": "Theorem 3 case --\nsupport vectors do not span\nthe data; no limit of $\\rho(t)$",
+    "degenerate": "degenerate data --\na support vector has $\\alpha_n=0$;\nno finite $\\tilde w$",
+}
+
 
 def compute_runs(configs: Mapping[str, SeparableRunConfig], runs: Path) -> dict[str, Run]:
-    """Run (or reuse) every labelled configuration with :func:`separable.experiments.run_optimizer`."""
+    """Run (or reuse) each labelled configuration (:func:`separable.experiments.run_optimizer`)."""
     out = {}
     for label, cfg in configs.items():
         progress(f"  {label}: {cfg.method} on {cfg.data}, {cfg.loss} loss, t_max={cfg.t_max:.0e}")
@@ -91,8 +96,16 @@ def draw(runs: Mapping[str, Run], *, title: str):
     a = ax["A"]
     pos = y > 0
     a.scatter(X[pos, 0], X[pos, 1], s=14, marker="o", color="black", label="$y=+1$", zorder=3)
-    a.scatter(X[~pos, 0], X[~pos, 1], s=14, marker="o", facecolor="white", edgecolor="black",
-              label="$y=-1$", zorder=3)
+    a.scatter(
+        X[~pos, 0],
+        X[~pos, 1],
+        s=14,
+        marker="o",
+        facecolor="white",
+        edgecolor="black",
+        label="$y=-1$",
+        zorder=3,
+    )
     span = np.abs(X).max(axis=0) * 1.15
     a.set_xlim(-span[0], span[0])
     a.set_ylim(-span[1], span[1])
@@ -101,23 +114,41 @@ def draw(runs: Mapping[str, Run], *, title: str):
         _separator(a, w_hat, offset, span, color="0.5", lw=0.8, ls=":")
     for i, (label, run) in enumerate(runs.items()):
         w_last = run.records["extra.w"][-1]
-        _separator(a, w_last, 0.0, span, color=style.color(i), lw=1.1, ls="--",
-                   label=f"{label}, $t=10^{{{np.log10(run.records['t'][-1]):.0f}}}$")
+        _separator(
+            a,
+            w_last,
+            0.0,
+            span,
+            color=style.color(i),
+            lw=1.1,
+            ls="--",
+            label=f"{label}, $t=10^{{{np.log10(run.records['t'][-1]):.0f}}}$",
+        )
     a.set_xlabel("$x_1$")
     a.set_ylabel("$x_2$")
     a.set_title(title)
     a.legend(loc="upper left", fontsize=6)
 
-    drawn_rate = False
+    drawn: dict[
+        str, object
+    ] = {}  # which predictions were drawn: "asymptote", "gaps", "rate", "thm3"
     for i, (label, run) in enumerate(runs.items()):
         tr = run.trace()
         t = tr.t.astype(float)
         c = style.color(i)
         ex = tr.extras
         norm_last = float(ex["norm"][-1])
-        arrays.update({f"{label}.t": tr.t, f"{label}.norm": ex["norm"], f"{label}.loss": ex["loss"],
-                       f"{label}.angle_gap": ex["angle_gap"], f"{label}.margin_gap": ex["margin_gap"],
-                       f"{label}.direction_gap": ex["direction_gap"], f"{label}.w": ex["w"]})
+        arrays.update(
+            {
+                f"{label}.t": tr.t,
+                f"{label}.norm": ex["norm"],
+                f"{label}.loss": ex["loss"],
+                f"{label}.angle_gap": ex["angle_gap"],
+                f"{label}.margin_gap": ex["margin_gap"],
+                f"{label}.direction_gap": ex["direction_gap"],
+                f"{label}.w": ex["w"],
+            }
+        )
         ax["B"].semilogx(t, ex["norm"] / norm_last, color=c, label=label)
         _positive(ax["C"], t, ex["loss"], color=c, label=label)
         _positive(ax["D"], t, ex["angle_gap"], color=c, label=label)
@@ -127,6 +158,10 @@ def draw(runs: Mapping[str, Run], *, title: str):
             fits[f"{label}.norm"] = gf
         pred = prediction_of(run)
         if pred is None or pred.theorem != "thm4":
+            if pred is not None:
+                drawn.setdefault("other", {}).setdefault(
+                    _NO_PREDICTION.get(pred.theorem, pred.description), []
+                ).append(label)
             continue  # no limit of rho is predicted: nothing to draw
         tp = t[t >= PREDICTION_T_MIN]
         lt = np.log(tp)
@@ -134,24 +169,42 @@ def draw(runs: Mapping[str, Run], *, title: str):
         kw = {"color": c, "ls": ":", "lw": 1.2}
         ax["B"].semilogx(tp, asym["norm"] / norm_last, **kw)
         ax["C"].loglog(tp, pred.tL_limit / tp, **kw)
-        arrays.update({f"{label}.pred.t": tp.astype(np.int64), f"{label}.pred.norm": asym["norm"],
-                       f"{label}.pred.loss": pred.tL_limit / tp, f"{label}.pred.eta": np.asarray(pred.eta)})
+        drawn["asymptote"] = True
+        arrays.update(
+            {
+                f"{label}.pred.t": tp.astype(np.int64),
+                f"{label}.pred.norm": asym["norm"],
+                f"{label}.pred.loss": pred.tL_limit / tp,
+                f"{label}.pred.eta": np.asarray(pred.eta),
+            }
+        )
         if pred.direction_const > _PARALLEL_TOL * max(1.0, float(np.linalg.norm(pred.w_tilde))):
             _positive(ax["D"], tp, asym["angle_gap"], **kw)
             _positive(ax["E"], tp, asym["margin_gap"], **kw)
-            arrays.update({f"{label}.pred.angle_gap": asym["angle_gap"],
-                           f"{label}.pred.margin_gap": asym["margin_gap"]})
+            drawn["gaps"] = True
+            arrays.update(
+                {
+                    f"{label}.pred.angle_gap": asym["angle_gap"],
+                    f"{label}.pred.margin_gap": asym["margin_gap"],
+                }
+            )
         else:  # w_tilde parallel to w_hat: the local rate, through the last point
             lam = pred.rate_support
             tr_t = tp[tp >= tp[-1] / 1e3]
-            shape = tr_t ** -lam / np.log(tr_t)
+            shape = tr_t**-lam / np.log(tr_t)
             margin = ex["margin_gap"][-1] * shape / shape[-1]
             angle = ex["angle_gap"][-1] * (shape / shape[-1]) ** 2
             ax["D"].loglog(tr_t, angle, **kw)
             ax["E"].loglog(tr_t, margin, **kw)
-            arrays.update({f"{label}.rate.t": tr_t.astype(np.int64), f"{label}.rate.angle_gap": angle,
-                           f"{label}.rate.margin_gap": margin, f"{label}.rate.lambda": np.asarray(lam)})
-            drawn_rate = lam
+            arrays.update(
+                {
+                    f"{label}.rate.t": tr_t.astype(np.int64),
+                    f"{label}.rate.angle_gap": angle,
+                    f"{label}.rate.margin_gap": margin,
+                    f"{label}.rate.lambda": np.asarray(lam),
+                }
+            )
+            drawn["rate"] = lam
 
     ax["B"].set_ylabel(r"$\|w(t)\|\,/\,\|w(t_{\max})\|$")
     ax["C"].set_ylabel(r"loss $\mathcal{L}(w(t))$")
@@ -159,29 +212,62 @@ def draw(runs: Mapping[str, Run], *, title: str):
     ax["E"].set_ylabel("margin gap")
     for k in "BCDE":
         ax[k].set_xlabel("iteration $t$")
-    _style_legend(ax, drawn_rate)
+    _legends(ax, drawn)
     for k in "ABCDE":
         style.panel_label(ax[k], k)
     return fig, arrays, fits
 
 
-def _style_legend(ax, drawn_rate) -> None:
+def _legends(ax, drawn: Mapping[str, object]) -> None:
+    """Method colours in (B); line styles, for what was drawn, in (C)-(E)."""
     from matplotlib.lines import Line2D
 
+    def line(label: str, ls: str = "-") -> Line2D:
+        return Line2D([], [], color="0.3", ls=ls, lw=1.2, label=label)
+
     ax["B"].legend(loc="upper left")
-    handles = [Line2D([], [], color="0.3", label="measured"),
-               Line2D([], [], color="0.3", ls=":", lw=1.2, label=r"theory: $\hat w\log t+\tilde w$")]
-    ax["C"].legend(handles=handles[:1] + [Line2D([], [], color="0.3", ls=":", lw=1.2,
-                                                 label=r"theory: $\|\hat w\|^2/(\eta t)$")], loc="lower left")
-    if drawn_rate is not False:
-        handles[1] = Line2D([], [], color="0.3", ls=":", lw=1.2,
-                            label=rf"$\propto t^{{-\lambda}}/\log t$, $\lambda={drawn_rate:.2f}$")
-        ax["E"].legend(handles=handles, loc="lower left")
-        ax["D"].legend(handles=[handles[0], Line2D([], [], color="0.3", ls=":", lw=1.2,
-                                                   label=r"$\propto (t^{-\lambda}/\log t)^2$")],
-                       loc="lower left")
-    else:
-        ax["D"].legend(handles=handles, loc="lower left")
+    if drawn.get("asymptote"):
+        ax["B"].plot(
+            [], [], color="0.3", ls=":", lw=1.2, label=r"theory: $\|\hat w\log t+\tilde w\|$"
+        )
+        ax["B"].legend(loc="upper left")
+        ax["C"].legend(
+            handles=[line("measured"), line(r"theory: $\|\hat w\|^2/(\eta t)$", ":")],
+            loc="lower left",
+        )
+    if drawn.get("gaps"):
+        for k in "DE":
+            ax[k].legend(
+                handles=[line("measured"), line(r"theory: $\hat w\log t+\tilde w$", ":")],
+                loc="lower left",
+            )
+    elif "rate" in drawn:
+        lam = drawn["rate"]
+        ax["D"].legend(
+            handles=[
+                line("measured"),
+                line(rf"$\propto (t^{{-\lambda}}/\log t)^2$, $\lambda={lam:.2f}$", ":"),
+            ],
+            loc="lower left",
+        )
+        ax["E"].legend(
+            handles=[
+                line("measured"),
+                line(rf"$\propto t^{{-\lambda}}/\log t$, $\lambda={lam:.2f}$", ":"),
+            ],
+            loc="lower left",
+        )
+    notes = [", ".join(labels) + ": " + text for text, labels in drawn.get("other", {}).items()]
+    if notes:
+        ax["A"].text(
+            0.97,
+            0.02,
+            "\n".join(notes),
+            transform=ax["A"].transAxes,
+            fontsize=5.5,
+            va="bottom",
+            ha="right",
+        )
 
 
 def _separator(ax: Axes, w: np.ndarray, offset: float, span: np.ndarray, **kw) -> None:

@@ -21,11 +21,11 @@ from deep.distance import DistanceResult, run_distance
 from diffusion.metrics import LawFit
 from figures import style
 from figures.output import save_data, save_figure
-from figures.registry import FigureResult, check_profile, progress
+from figures.registry import FigureResult, check_profile, heartbeat, progress
 from figures.settings import data_root
 
 NAME = "distance"
-TITLE = "the seed's figure: ||w_t - w_0|| vs step (log axis) per batch size with fitted log laws; RA collapse"
+TITLE = "the seed's figure: ||w_t - w_0|| vs step per batch size, fitted log laws; RA collapse"
 
 
 @dataclass(frozen=True)
@@ -44,12 +44,22 @@ class DistanceSettings:
 
 
 SETTINGS = {
-    "tiny": DistanceSettings("mlp1d", "mnist1d", (16, 64), epochs=1.0, adapted_epochs=0.25, lr=0.05),
-    # F1 on MNIST-5k, the quick profile of the large-batch table; two runs at a time, one thread each
-    "quick": DistanceSettings("f1", "mnist5k", (32, 128, 512, 2048), epochs=20.0, adapted_epochs=4.0, n_jobs=2),
+    "tiny": DistanceSettings(
+        "mlp1d", "mnist1d", (16, 64), epochs=1.0, adapted_epochs=0.25, lr=0.05
+    ),
+    # F1 on MNIST-5k as in the quick table; two runs at a time, one thread each
+    "quick": DistanceSettings(
+        "f1", "mnist5k", (32, 128, 512, 2048), epochs=20.0, adapted_epochs=4.0, n_jobs=2
+    ),
     # the seed's network: ResNet44 on CIFAR-10 (user files), the initial phase before the first drop
-    "full": DistanceSettings("resnet44", "cifar10", (128, 512, 2048, 4096), epochs=80.0, adapted_epochs=2.0,
-                             needs_data=True),
+    "full": DistanceSettings(
+        "resnet44",
+        "cifar10",
+        (128, 512, 2048, 4096),
+        epochs=80.0,
+        adapted_epochs=2.0,
+        needs_data=True,
+    ),
 }
 
 
@@ -58,13 +68,28 @@ def compute(profile: str, runs: Path) -> DistanceResult:
     s = SETTINGS[check_profile(profile)]
     root = data_root() if s.needs_data else None
     if s.needs_data and root is None:
-        raise ValueError(f"the full distance figure trains {s.model} on {s.data} files: pass --data-root DIR "
-                         "(or set ULTRASLOW_DATA)")
-    progress(f"  deep.distance.run_distance: {s.model} on {s.data}, batch sizes {list(s.batch_sizes)}, "
-             f"{s.epochs:g} epochs (+ adapted sweep)")
-    return run_distance(Path(runs), model=s.model, data=s.data, batch_sizes=s.batch_sizes, epochs=s.epochs,
-                        adapted_epochs=s.adapted_epochs, lr=s.lr, t_min=s.t_min, data_root=root,
-                        device="auto" if s.needs_data else "cpu", n_jobs=s.n_jobs)
+        raise ValueError(
+            f"the full distance figure trains {s.model} on {s.data} files: pass --data-root DIR "
+            "(or set ULTRASLOW_DATA)"
+        )
+    progress(
+        f"  deep.distance.run_distance: {s.model} on {s.data}, batch sizes {list(s.batch_sizes)}, "
+        f"{s.epochs:g} epochs (+ adapted sweep)"
+    )
+    with heartbeat(Path(runs), "distance", total=2 * len(s.batch_sizes)):
+        return run_distance(
+            Path(runs),
+            model=s.model,
+            data=s.data,
+            batch_sizes=s.batch_sizes,
+            epochs=s.epochs,
+            adapted_epochs=s.adapted_epochs,
+            lr=s.lr,
+            t_min=s.t_min,
+            data_root=root,
+            device="auto" if s.needs_data else "cpu",
+            n_jobs=s.n_jobs,
+        )
 
 
 def draw(result: DistanceResult):
@@ -84,14 +109,21 @@ def draw(result: DistanceResult):
         if bf.fit is not None and "log" in bf.fit.fits:
             log_fit = bf.fit.fits["log"]
             fits[f"B{b}.log"] = log_fit
-            growth[f"B{b}"] = bf.fit
+            growth[f"B{b}.log"] = log_fit
+            growth[f"B{b}.laws"] = bf.fit
             best = bf.fit.best.law
-            style.plot_fit(ax, log_fit, color=c, label=f"{style.law_text(log_fit)}; BIC best: {best}")
+            style.plot_fit(
+                ax, log_fit, color=c, label=f"{style.law_text(log_fit)}; BIC best: {best}"
+            )
         if b in result.adapted:
             ad = result.adapted[b]
             keep = ad.t >= 1
-            bx.semilogx(ad.t[keep], ad.distance[keep], color=c,
-                        label=f"$B={b}$, lr$\\times{np.sqrt(b / result.batch_sizes[0]):.3g}$")
+            bx.semilogx(
+                ad.t[keep],
+                ad.distance[keep],
+                color=c,
+                label=f"$B={b}$, lr$\\times{np.sqrt(b / result.batch_sizes[0]):.3g}$",
+            )
             arrays.update({f"B{b}.adapted.t": ad.t, f"B{b}.adapted.distance": ad.distance})
     ax.axvline(result.t_min, color="0.6", lw=0.6, ls=":")
     ax.set_xlabel("SGD step $t$")
@@ -100,10 +132,20 @@ def draw(result: DistanceResult):
     ax.legend(loc="upper left", fontsize=5.8, ncol=1)
     bx.set_xlabel("SGD step $t$")
     if result.adapted:
-        bx.set_title(f"regime adaptation: {result.adapted_epochs:g}$\\,B/B_0$ epochs, lr $\\sqrt{{B/B_0}}$")
-        bx.text(0.97, 0.04, f"spread at step {result.adapted_steps}: {100 * result.adapted_spread:.1f}%\n"
-                f"(equal epochs, at the largest batch's last step: {100 * result.equal_steps_spread:.1f}%)",
-                transform=bx.transAxes, ha="right", va="bottom", fontsize=6)
+        bx.set_title(
+            f"regime adaptation: {result.adapted_epochs:g}$\\,B/B_0$ epochs, lr $\\sqrt{{B/B_0}}$"
+        )
+        bx.text(
+            0.97,
+            0.04,
+            f"spread at step {result.adapted_steps}: {100 * result.adapted_spread:.1f}%\n"
+            f"(equal epochs, at the largest batch's last step: "
+            f"{100 * result.equal_steps_spread:.1f}%)",
+            transform=bx.transAxes,
+            ha="right",
+            va="bottom",
+            fontsize=6,
+        )
         bx.legend(loc="upper left", fontsize=6)
     style.panel_label(ax, "A")
     style.panel_label(bx, "B")
@@ -118,5 +160,6 @@ def build(profile: str, runs: Path, out: Path) -> FigureResult:
     paths = save_figure(fig, out, NAME)
     data = save_data(out, NAME, arrays, growth)
     used = tuple(Path(f.run) for f in result.equal_epochs.values()) + tuple(
-        Path(p) for p in result.adapted_runs.values())
+        Path(p) for p in result.adapted_runs.values()
+    )
     return FigureResult(NAME, paths, data, fits, used, " ".join(__doc__.split("\n\n")[1].split()))

@@ -58,7 +58,10 @@ def fits_to_json(fits: Mapping[str, LawFit | GrowthFit]) -> str:
 
 
 def save_data(
-    out: Path, name: str, arrays: Mapping[str, np.ndarray], fits: Mapping[str, LawFit | GrowthFit] | None = None
+    out: Path,
+    name: str,
+    arrays: Mapping[str, np.ndarray],
+    fits: Mapping[str, LawFit | GrowthFit] | None = None,
 ) -> Path:
     """Write the arrays behind a figure to ``out/name.npz``.
 
@@ -80,7 +83,9 @@ def save_data(
     data = {k: np.asarray(v) for k, v in arrays.items()}
     for key, value in data.items():
         if value.dtype == object:
-            raise TypeError(f"arrays[{key!r}] has dtype object, which a .npz cannot hold without pickle")
+            raise TypeError(
+                f"arrays[{key!r}] has dtype object, which a .npz cannot hold without pickle"
+            )
     if fits:
         if "fits" in data:
             raise ValueError("arrays must not use the key 'fits'; it holds the fitted laws")

@@ -13,8 +13,10 @@ named by the hash of their configuration, so a second build reuses every finishe
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import sys
+import threading
 import time
 import traceback
 from collections.abc import Callable, Iterable, Mapping
@@ -34,6 +36,7 @@ __all__ = [
     "build_figures",
     "progress",
     "set_progress",
+    "heartbeat",
 ]
 
 PROFILES = ("tiny", "quick", "full")
@@ -105,6 +108,41 @@ def progress(message: str) -> None:
     """Report a step of a figure's build (shown by ``python -m figures``)."""
     if _sink is not None:
         _sink(message)
+
+
+def _finished_runs(root: Path) -> set[str]:
+    return {p.parent.name for p in Path(root).glob("*/summary.json")}
+
+
+@contextlib.contextmanager
+def heartbeat(runs: Path, label: str, every: float = 30.0, total: int | None = None):
+    """While the block runs, report every ``every`` seconds how many new runs have finished.
+
+    For long computations done by a layer in one call (a table of training runs): the
+    finished run folders under ``runs`` are counted, so the user sees the work advance.
+    """
+    if _sink is None:
+        yield
+        return
+    before = _finished_runs(runs)
+    start = time.perf_counter()
+    stop = threading.Event()
+
+    def beat() -> None:
+        while not stop.wait(every):
+            done = len(_finished_runs(runs) - before)
+            of = f"/{total}" if total is not None else ""
+            progress(
+                f"  {label}: {done}{of} new runs finished, {time.perf_counter() - start:.0f} s"
+            )
+
+    thread = threading.Thread(target=beat, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
 
 
 # ----------------------------------------------------------------------------- lookup
@@ -197,14 +235,18 @@ def build_figures(
             if not keep_going:
                 raise
             failures.append(FigureFailure(name, exc, traceback.format_exc()))
-            progress(f"[{i}/{len(chosen)}] {name} FAILED after {time.perf_counter() - start:.1f} s: "
-                     f"{type(exc).__name__}: {exc}")
+            progress(
+                f"[{i}/{len(chosen)}] {name} FAILED after {time.perf_counter() - start:.1f} s: "
+                f"{type(exc).__name__}: {exc}"
+            )
             continue
         if not isinstance(result, FigureResult):
             raise TypeError(f"figure {name!r} returned {type(result).__name__}, not FigureResult")
         results.append(result)
-        progress(f"[{i}/{len(chosen)}] {name} done in {time.perf_counter() - start:.1f} s -> "
-                 + ", ".join(str(p) for p in result.paths))
+        progress(
+            f"[{i}/{len(chosen)}] {name} done in {time.perf_counter() - start:.1f} s -> "
+            + ", ".join(str(p) for p in result.paths)
+        )
     return results, failures
 
 

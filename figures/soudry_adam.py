@@ -26,10 +26,17 @@ PER_DECADE = {"tiny": 10, "quick": 20, "full": 20}
 def configs(profile: str) -> dict[str, SeparableRunConfig]:
     """The runs behind the figure: label -> configuration."""
     check_profile(profile)
-    common = {"data": "fig3", "loss": "logistic", "t_max": T_MAX[profile], "per_decade": PER_DECADE[profile]}
-    return {"GD": SeparableRunConfig(method="gd", **common),
-            "GDMO": SeparableRunConfig(method="momentum", momentum=0.9, **common),
-            "Adam": SeparableRunConfig(method="adam", eta=1e-3, **common)}
+    common = {
+        "data": "fig3",
+        "loss": "logistic",
+        "t_max": T_MAX[profile],
+        "per_decade": PER_DECADE[profile],
+    }
+    return {
+        "GD": SeparableRunConfig(method="gd", **common),
+        "GDMO": SeparableRunConfig(method="momentum", momentum=0.9, **common),
+        "Adam": SeparableRunConfig(method="adam", eta=1e-3, **common),
+    }
 
 
 def build(profile: str, runs: Path, out: Path) -> FigureResult:
@@ -39,5 +46,11 @@ def build(profile: str, runs: Path, out: Path) -> FigureResult:
     fig, arrays, fits = _soudry.draw(done, title=r"Fig. 1 data with $x_2\times 20$")
     paths = save_figure(fig, out, NAME)
     data = save_data(out, NAME, arrays, fits)
-    return FigureResult(NAME, paths, data, {k: f.best for k, f in fits.items()},
-                        tuple(r.path for r in done.values()), __doc__.split("\n\n")[1].replace("\n", " "))
+    return FigureResult(
+        NAME,
+        paths,
+        data,
+        {k: f.best for k, f in fits.items()},
+        tuple(r.path for r in done.values()),
+        __doc__.split("\n\n")[1].replace("\n", " "),
+    )

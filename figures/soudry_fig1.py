@@ -17,7 +17,9 @@ from figures.registry import FigureResult, check_profile, progress
 from separable.experiments import SeparableRunConfig
 
 NAME = "soudry_fig1"
-TITLE = "JMLR Fig. 1: GD and momentum -> SVM direction; ||w|| ~ log t, loss ~ 1/t, angle/margin gaps"
+TITLE = (
+    "JMLR Fig. 1: GD and momentum -> SVM direction; ||w|| ~ log t, loss ~ 1/t, angle/margin gaps"
+)
 
 T_MAX = {"tiny": 1e3, "quick": 1e6, "full": 1e8}
 PER_DECADE = {"tiny": 10, "quick": 20, "full": 20}
@@ -26,9 +28,16 @@ PER_DECADE = {"tiny": 10, "quick": 20, "full": 20}
 def configs(profile: str) -> dict[str, SeparableRunConfig]:
     """The runs behind the figure: label -> configuration."""
     check_profile(profile)
-    common = {"data": "fig1", "loss": "logistic", "t_max": T_MAX[profile], "per_decade": PER_DECADE[profile]}
-    return {"GD": SeparableRunConfig(method="gd", **common),
-            "GDMO": SeparableRunConfig(method="momentum", momentum=0.9, **common)}
+    common = {
+        "data": "fig1",
+        "loss": "logistic",
+        "t_max": T_MAX[profile],
+        "per_decade": PER_DECADE[profile],
+    }
+    return {
+        "GD": SeparableRunConfig(method="gd", **common),
+        "GDMO": SeparableRunConfig(method="momentum", momentum=0.9, **common),
+    }
 
 
 def build(profile: str, runs: Path, out: Path) -> FigureResult:
@@ -38,5 +47,11 @@ def build(profile: str, runs: Path, out: Path) -> FigureResult:
     fig, arrays, fits = _soudry.draw(done, title="JMLR Fig. 1 data, logistic loss")
     paths = save_figure(fig, out, NAME)
     data = save_data(out, NAME, arrays, fits)
-    return FigureResult(NAME, paths, data, {k: f.best for k, f in fits.items()},
-                        tuple(r.path for r in done.values()), __doc__.split("\n\n")[1].replace("\n", " "))
+    return FigureResult(
+        NAME,
+        paths,
+        data,
+        {k: f.best for k, f in fits.items()},
+        tuple(r.path for r in done.values()),
+        __doc__.split("\n\n")[1].replace("\n", " "),
+    )

@@ -127,7 +127,9 @@ def new_mosaic(
     """
     inches = _width(width)
     apply()
-    fig, axes = plt.subplot_mosaic(mosaic, figsize=(inches, 0.55 * inches if height is None else height))
+    fig, axes = plt.subplot_mosaic(
+        mosaic, figsize=(inches, 0.55 * inches if height is None else height)
+    )
     return fig, axes
 
 
@@ -179,7 +181,9 @@ def law_text(fit: LawFit, var: str = "t") -> str:
     return f"${body}$"
 
 
-def plot_fit(ax: Axes, fit: LawFit, *, scale: float = 1.0, n: int = 200, label: str | None = None, **kwargs):
+def plot_fit(
+    ax: Axes, fit: LawFit, *, scale: float = 1.0, n: int = 200, label: str | None = None, **kwargs
+):
     """Draw a fitted law over the time range it was fitted on (dashed by default).
 
     Parameters
@@ -199,11 +203,20 @@ def plot_fit(ax: Axes, fit: LawFit, *, scale: float = 1.0, n: int = 200, label: 
     t = np.geomspace(max(lo, 1), max(hi, lo + 1), n)
     kwargs.setdefault("linestyle", "--")
     kwargs.setdefault("linewidth", 1.0)
-    return ax.plot(t, scale * fit.predict(t), label=law_text(fit) if label is None else label, **kwargs)
+    return ax.plot(
+        t, scale * fit.predict(t), label=law_text(fit) if label is None else label, **kwargs
+    )
 
 
 def panel_label(ax: Axes, letter: str) -> None:
     """Bold panel letter in the upper-left corner outside the axes (A, B, ...)."""
-    ax.text(-0.02, 1.02, letter, transform=ax.transAxes, fontweight="bold", fontsize=9,
-            ha="right", va="bottom")
-
+    ax.text(
+        -0.02,
+        1.02,
+        letter,
+        transform=ax.transAxes,
+        fontweight="bold",
+        fontsize=9,
+        ha="right",
+        va="bottom",
+    )

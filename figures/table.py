@@ -1,4 +1,4 @@
-"""Figure ``table``: the large-batch table (SB, LB, +LR, +GBN, +RA) as grouped bars, and in markdown.
+"""Figure ``table``: the large-batch table (SB, LB, +LR, +GBN, +RA) as grouped bars and markdown.
 
 One panel per network of the profile; in each, one bar per column of the paper's Table 1
 (mean validation accuracy over seeds, error bar one sample standard deviation, dots the
@@ -15,36 +15,46 @@ from typing import Any
 
 import numpy as np
 
-from deep.profiles import REGIMES
+from deep.profiles import REGIMES, get_profile
 from deep.table import TableResult, format_markdown, run_table
 from diffusion.records import atomic_write_bytes
 from figures import style
 from figures.output import save_data, save_figure
-from figures.registry import FigureResult, check_profile, progress
+from figures.registry import FigureResult, check_profile, heartbeat, progress
 from figures.settings import data_root
 
 NAME = "table"
-TITLE = "validation accuracy of SB / LB / +LR / +GBN / +RA as grouped bars (mean ± std over seeds) + markdown"
+TITLE = "validation accuracy of SB / LB / +LR / +GBN / +RA: grouped bars (mean ± std) + markdown"
 
 SHORT = {"SB": "SB", "LB": "LB", "LB+LR": "+LR", "LB+LR+GBN": "+GBN", "LB+LR+GBN+RA": "+RA"}
 
 
 @dataclass(frozen=True)
 class TableSettings:
-    """Which table to run: a :mod:`deep.profiles` profile, restricted and overridden."""
+    """Which table to run: a :mod:`deep.profiles` profile, restricted and overridden.
+
+    ``n_jobs`` runs train at once (processes, one thread each); ``needs_data`` marks a
+    profile that reads user-supplied data files.
+    """
 
     profile: str
     models: tuple[str, ...] | None = None
     seeds: tuple[int, ...] | None = None
     overrides: dict[str, Any] = field(default_factory=dict)
+    n_jobs: int = 1
     needs_data: bool = False
 
 
 SETTINGS = {
     # a few steps of each column on MNIST-1D: exercises every code path in seconds
-    "tiny": TableSettings("quick", models=("MLP-1D",), seeds=(0, 1),
-                          overrides={"max_steps": 6, "eval_every": None, "trace_per_decade": 5}),
-    "quick": TableSettings("quick"),
+    "tiny": TableSettings(
+        "quick",
+        models=("MLP-1D",),
+        seeds=(0, 1),
+        overrides={"max_steps": 6, "eval_every": None, "trace_per_decade": 5},
+    ),
+    # deep's quick profile as it is (F1 on MNIST-5k, MLP on MNIST-1D, 3 seeds); two runs at a time
+    "quick": TableSettings("quick", n_jobs=2),
     "full": TableSettings("paper", needs_data=True),
 }
 
@@ -54,11 +64,28 @@ def compute(profile: str, runs: Path) -> TableResult:
     s = SETTINGS[check_profile(profile)]
     root = data_root() if s.needs_data else None
     if s.needs_data and root is None:
-        raise ValueError("the full table trains the paper's networks on MNIST/CIFAR/ImageNet files: "
-                         "pass --data-root DIR (or set ULTRASLOW_DATA)")
-    progress(f"table: deep.table.run_table({s.profile!r}, models={s.models}, seeds={s.seeds})")
-    return run_table(s.profile, runs, models=s.models, seeds=s.seeds, data_root=root,
-                     overrides=s.overrides or None, write=False)
+        raise ValueError(
+            "the full table trains the paper's networks on MNIST/CIFAR/ImageNet files: "
+            "pass --data-root DIR (or set ULTRASLOW_DATA)"
+        )
+    prof = get_profile(s.profile).select(s.models)
+    n_runs = len(prof.recipes) * len(prof.regimes) * (len(s.seeds) if s.seeds else prof.seeds)
+    progress(
+        f"  deep.table.run_table({s.profile!r}): {[r.name for r in prof.recipes]} "
+        f"x {len(prof.regimes)} "
+        f"regimes, {n_runs} training runs (finished ones are reused)"
+    )
+    with heartbeat(runs, "table", total=n_runs):
+        return run_table(
+            s.profile,
+            runs,
+            models=s.models,
+            seeds=s.seeds,
+            data_root=root,
+            overrides=s.overrides or None,
+            n_jobs=s.n_jobs,
+            write=False,
+        )
 
 
 def _arrays(result: TableResult) -> dict[str, np.ndarray]:
@@ -69,15 +96,18 @@ def _arrays(result: TableResult) -> dict[str, np.ndarray]:
         n = max(len(c.accuracies) for c in cells)
         acc = np.full((len(cells), n), np.nan)
         for i, c in enumerate(cells):
-            acc[i, :len(c.accuracies)] = c.accuracies
+            acc[i, : len(c.accuracies)] = c.accuracies
         out[f"{key}.accuracies"] = acc
         out[f"{key}.mean"] = np.array([c.mean for c in cells])
         out[f"{key}.std"] = np.array([c.std for c in cells])
         out[f"{key}.batch_size"] = np.array([c.batch_size for c in cells])
         out[f"{key}.steps"] = np.array([max(c.steps) for c in cells])
         paper = row.recipe.paper
-        out[f"{key}.paper"] = (np.array([paper[REGIMES.index(g)] for g in result.regimes]) if paper
-                               else np.full(len(cells), np.nan))
+        out[f"{key}.paper"] = (
+            np.array([paper[REGIMES.index(g)] for g in result.regimes])
+            if paper
+            else np.full(len(cells), np.nan)
+        )
     return out
 
 
@@ -86,7 +116,7 @@ def draw(result: TableResult):
     n = len(result.rows)
     fig, axes = style.new_figure(1, n, width="page" if n > 1 else "column", aspect=0.8)
     x = np.arange(len(result.regimes))
-    for ax, row in zip(axes[0], result.rows):
+    for ax, row in zip(axes[0], result.rows, strict=True):
         cells = [row.cells[g] for g in result.regimes]
         mean = np.array([c.mean for c in cells])
         std = np.array([c.std for c in cells])
@@ -95,17 +125,43 @@ def draw(result: TableResult):
         hi = max(max(c.accuracies) for c in cells)
         pad = max(0.15 * (hi - lo), 0.5)
         bottom = max(0.0, lo - 3 * pad)
-        ax.bar(x, mean - bottom, bottom=bottom, color=colors, width=0.7, alpha=0.85,
-               yerr=std, capsize=2.5, error_kw={"elinewidth": 0.8, "capthick": 0.8})
+        ax.bar(
+            x,
+            mean - bottom,
+            bottom=bottom,
+            color=colors,
+            width=0.7,
+            alpha=0.85,
+            yerr=std,
+            capsize=2.5,
+            error_kw={"elinewidth": 0.8, "capthick": 0.8},
+        )
         for i, c in enumerate(cells):
-            ax.plot(np.full(len(c.accuracies), x[i]), c.accuracies, "o", color="black", ms=2, zorder=3)
-            ax.text(x[i], mean[i] + std[i] + 0.2 * pad, f"{mean[i]:.1f}", ha="center", va="bottom", fontsize=6)
+            ax.plot(
+                np.full(len(c.accuracies), x[i]), c.accuracies, "o", color="black", ms=2, zorder=3
+            )
+            ax.text(
+                x[i],
+                mean[i] + std[i] + 0.2 * pad,
+                f"{mean[i]:.1f}",
+                ha="center",
+                va="bottom",
+                fontsize=6,
+            )
+        if row.recipe.paper:
+            paper = [row.recipe.paper[REGIMES.index(g)] for g in result.regimes]
+            ax.plot(x, paper, "D", color="black", mfc="white", ms=3.5, mew=0.8, zorder=4,
+                    label="paper (its dataset and batch sizes)")
+            hi = max(hi, max(paper))
+            ax.legend(loc="upper left", fontsize=6)
         ax.set_ylim(bottom, hi + 2 * pad)
         ax.set_xticks(x, [SHORT[g] for g in result.regimes])
         ax.grid(axis="x", visible=False)
         r = row.recipe
         seeds = len(cells[0].accuracies)
-        ax.set_title(f"{r.name} on {r.data}: $B_S$={r.small_batch}, $B_L$={r.large_batch} ({seeds} seeds)")
+        ax.set_title(
+            f"{r.name} on {r.data}: $B_S$={r.small_batch}, $B_L$={r.large_batch} ({seeds} seeds)"
+        )
         ax.set_ylabel("validation accuracy (%)")
         ax.set_xlabel("regime (bars from the axis floor; dots: single seeds)")
     return fig
@@ -120,5 +176,7 @@ def build(profile: str, runs: Path, out: Path) -> FigureResult:
     md = atomic_write_bytes(out / f"{NAME}.md", format_markdown(result).encode())
     data = save_data(out, NAME, _arrays(result))
     run_paths = tuple(Path(p) for row in result.rows for c in row.cells.values() for p in c.runs)
-    caption = (f"Final validation accuracy per regime ({result.profile} profile). {result.description}")
+    caption = (
+        f"Final validation accuracy per regime ({result.profile} profile). {result.description}"
+    )
     return FigureResult(NAME, paths + (md,), data, {}, run_paths, caption)

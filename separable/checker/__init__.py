@@ -23,6 +23,17 @@ from separable.checker.report import CheckReport
 from separable.checker.verdicts import CheckItem, Counterexample, Verdict
 
 __all__ = [
-    "check", "CheckReport", "check_loss", "LossAssumptions", "check_data", "DataChecks", "Regime",
-    "Tolerances", "CheckItem", "Counterexample", "Verdict", "loss_expression", "parse_loss",
+    "check",
+    "CheckReport",
+    "check_loss",
+    "LossAssumptions",
+    "check_data",
+    "DataChecks",
+    "Regime",
+    "Tolerances",
+    "CheckItem",
+    "Counterexample",
+    "Verdict",
+    "loss_expression",
+    "parse_loss",
 ]

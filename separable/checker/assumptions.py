@@ -31,21 +31,28 @@ from separable.checker.symbolic import (
     check_sign,
     clean_limit,
     continuity,
-    short,
     guarded,
     limit_at_infinity,
     numeric,
     one_sided_limit,
     pieces,
     real_zeros,
+    short,
 )
 from separable.checker.tail import TailConstants, tail_constants
 from separable.checker.verdicts import CheckItem, Counterexample, Verdict
 
 __all__ = ["LossAssumptions", "check_loss", "check_decreasing", "Supremum", "supremum_abs"]
 
-NAMES = ("A2 positive", "A2 differentiable", "A2 decreasing", "A2 vanishes at +oo",
-         "A2 slope at -oo", "A2 beta-smooth", "A3 exp tail")
+NAMES = (
+    "A2 positive",
+    "A2 differentiable",
+    "A2 decreasing",
+    "A2 vanishes at +oo",
+    "A2 slope at -oo",
+    "A2 beta-smooth",
+    "A3 exp tail",
+)
 
 
 @dataclass(frozen=True)
@@ -75,7 +82,7 @@ class LossAssumptions:
     tail: TailConstants
 
     def item(self, name: str) -> CheckItem:
-        """The item called ``name`` (``'A2 positive'``, or without the tag: ``'positive'``, ``'exp tail'``)."""
+        """The item ``name``: ``'A2 positive'`` or untagged (``'positive'``, ``'exp tail'``)."""
         for it in self.items:
             if it.name == name or it.name.split(" ", 1)[1].startswith(name):
                 return it
@@ -105,24 +112,33 @@ def _dq(expr: sp.Expr, x: float, h: float = 1e-15) -> tuple[float, float]:
     return left, right
 
 
-def _aggregate(name: str, results: list[tuple[str, bool | None, Counterexample | None, str]],
-               ok_text: str) -> CheckItem:
+def _aggregate(
+    name: str, results: list[tuple[str, bool | None, Counterexample | None, str]], ok_text: str
+) -> CheckItem:
     """Combine per-piece outcomes: any failure fails, else any unknown is undetermined."""
     for where, ok, cx, how in results:
         if ok is False:
-            return CheckItem(name, Verdict.FAILS, f"{where}: {how}; {cx}" if cx else f"{where}: {how}",
-                             counterexample=cx)
+            return CheckItem(
+                name,
+                Verdict.FAILS,
+                f"{where}: {how}; {cx}" if cx else f"{where}: {how}",
+                counterexample=cx,
+            )
     unknown = [f"{where}: {how}" for where, ok, _, how in results if ok is None]
     if unknown:
         return CheckItem(name, Verdict.UNDETERMINED, "; ".join(unknown))
-    return CheckItem(name, Verdict.HOLDS, ok_text + " (" + "; ".join(how for *_, how in results) + ")")
+    return CheckItem(
+        name, Verdict.HOLDS, ok_text + " (" + "; ".join(how for *_, how in results) + ")"
+    )
 
 
 def _piece_label(expr: sp.Expr, iv: sp.Interval, n_pieces: int) -> str:
     return f"l = {sp.sstr(expr)}" if n_pieces == 1 else f"on {iv}: l = {sp.sstr(expr)}"
 
 
-def _sign_check(name: str, parts, deriv: int, want: int, relation: str, ok_text: str, seconds: float) -> CheckItem:
+def _sign_check(
+    name: str, parts, deriv: int, want: int, relation: str, ok_text: str, seconds: float
+) -> CheckItem:
     results = []
     for expr, iv in parts:
         g = sp.diff(expr, U, deriv) if deriv else expr
@@ -147,27 +163,44 @@ def _differentiable(expr: sp.Expr, parts, seconds: float) -> CheckItem:
                 x = numeric(pt) if pt is not None else None
                 cx = None
                 if x is not None:
-                    cx = Counterexample(x, "one-sided difference quotients of l", _dq(expr, x),
-                                        f"{label} defined and finite at u")
-                return CheckItem(name, Verdict.FAILS, f"{label} = {sp.sstr(g)} is {why}", counterexample=cx)
+                    cx = Counterexample(
+                        x,
+                        "one-sided difference quotients of l",
+                        _dq(expr, x),
+                        f"{label} defined and finite at u",
+                    )
+                return CheckItem(
+                    name, Verdict.FAILS, f"{label} = {sp.sstr(g)} is {why}", counterexample=cx
+                )
             if cont is None:
-                return CheckItem(name, Verdict.UNDETERMINED, f"continuity of {label} = {sp.sstr(g)}: {why}")
-    for (left, ivl), (right, ivr) in zip(parts[:-1], parts[1:]):
+                return CheckItem(
+                    name, Verdict.UNDETERMINED, f"continuity of {label} = {sp.sstr(g)}: {why}"
+                )
+    for (left, ivl), (right, _) in zip(parts[:-1], parts[1:], strict=True):
         b = ivl.sup
         for k, label in ((0, "l"), (1, "l'")):
             lv, e1 = one_sided_limit(sp.diff(left, U, k), b, "-", seconds)
             rv, e2 = one_sided_limit(sp.diff(right, U, k), b, "+", seconds)
             if lv is None or rv is None:
-                return CheckItem(name, Verdict.UNDETERMINED, f"one-sided limits of {label} at u={b}: {e1 or e2}")
+                return CheckItem(
+                    name, Verdict.UNDETERMINED, f"one-sided limits of {label} at u={b}: {e1 or e2}"
+                )
             diff = numeric(lv - rv)
             if diff is None or abs(diff) > 1e-30:
                 x = float(numeric(b))
-                cx = Counterexample(x, "one-sided derivatives (l'(u-), l'(u+))", _dq(expr, x),
-                                    "l'(u-) = l'(u+)" if k else "l(u-) = l(u+)")
+                cx = Counterexample(
+                    x,
+                    "one-sided derivatives (l'(u-), l'(u+))",
+                    _dq(expr, x),
+                    "l'(u-) = l'(u+)" if k else "l(u-) = l(u+)",
+                )
                 kind = "a kink" if k else "a jump"
-                return CheckItem(name, Verdict.FAILS,
-                                 f"{kind} at u = {b}: {label}(u-) = {lv}, {label}(u+) = {rv}; {cx}",
-                                 counterexample=cx)
+                return CheckItem(
+                    name,
+                    Verdict.FAILS,
+                    f"{kind} at u = {b}: {label}(u-) = {lv}, {label}(u+) = {rv}; {cx}",
+                    counterexample=cx,
+                )
     where = "" if len(parts) == 1 else f"; {len(parts)} pieces glue in l and l'"
     return CheckItem(name, Verdict.HOLDS, f"l and l' continuous on every piece{where}")
 
@@ -185,8 +218,12 @@ def _vanishes(parts, seconds: float) -> CheckItem:
         if val != 0:
             u0 = 100.0
             v = numeric(g, sp.Float(u0, DIGITS))
-            cx = Counterexample(u0, f"{label}(u)", v if v is not None else math.inf, f"{label}(u) -> 0 as u -> +oo")
-            return CheckItem(name, Verdict.FAILS, f"lim_(u->+oo) {label} = {val}, not 0; {cx}", counterexample=cx)
+            cx = Counterexample(
+                u0, f"{label}(u)", v if v is not None else math.inf, f"{label}(u) -> 0 as u -> +oo"
+            )
+            return CheckItem(
+                name, Verdict.FAILS, f"lim_(u->+oo) {label} = {val}, not 0; {cx}", counterexample=cx
+            )
     return CheckItem(name, Verdict.HOLDS, ", ".join(lims) + " as u -> +oo")
 
 
@@ -200,9 +237,12 @@ def _slope_at_minus_inf(parts, seconds: float) -> CheckItem:
         return CheckItem(name, Verdict.HOLDS, f"l' oscillates in {val} as u -> -oo, away from 0")
     if not clean_limit(val):
         probes = {x: numeric(g, sp.Float(x, DIGITS)) for x in (-20.0, -40.0, -60.0)}
-        return CheckItem(name, Verdict.UNDETERMINED,
-                         f"lim_(u->-oo) l' has no definite value ({val}); l' at u = -20, -40, -60: "
-                         + ", ".join(f"{v:.3g}" if v is not None else "undefined" for v in probes.values()))
+        return CheckItem(
+            name,
+            Verdict.UNDETERMINED,
+            f"lim_(u->-oo) l' has no definite value ({val}); l' at u = -20, -40, -60: "
+            + ", ".join(f"{v:.3g}" if v is not None else "undefined" for v in probes.values()),
+        )
     if val == 0:
         u0 = -100.0
         v = numeric(g, sp.Float(u0, DIGITS))
@@ -252,7 +292,9 @@ def supremum_abs(parts: list[tuple[sp.Expr, sp.Interval]], seconds: float) -> Su
             hi = min(float(iv.sup), 60.0) if iv.sup.is_finite else 60.0
             grid = np.linspace(lo, hi, 24001)
             with np.errstate(all="ignore"):
-                vals = np.abs(np.broadcast_to(np.asarray(sp.lambdify(U, g, "numpy")(grid), float), grid.shape))
+                vals = np.abs(
+                    np.broadcast_to(np.asarray(sp.lambdify(U, g, "numpy")(grid), float), grid.shape)
+                )
             if np.any(np.isfinite(vals)):
                 i = int(np.nanargmax(np.where(np.isfinite(vals), vals, -1)))
                 cands.append((None, float(vals[i]), f"u ~ {grid[i]:.4g} (grid)"))
@@ -284,9 +326,13 @@ def supremum_abs(parts: list[tuple[sp.Expr, sp.Interval]], seconds: float) -> Su
                     return Supremum(None, math.inf, None, f"g undefined near u -> {end}")
                 mags = [abs(v) for v in vals]
                 if mags[0] > 0 and mags[1] > 100 * mags[0] and mags[2] > 100 * mags[1]:
-                    return Supremum(None, math.inf, False,
-                                    f"u -> {end} (no limit; |g| = {mags[0]:.3g}, {mags[1]:.3g}, {mags[2]:.3g} "
-                                    f"at u = {probes[0]:g}, {probes[1]:g}, {probes[2]:g})")
+                    return Supremum(
+                        None,
+                        math.inf,
+                        False,
+                        f"u -> {end} (no limit; |g| = {mags[0]:.3g}, {mags[1]:.3g}, {mags[2]:.3g} "
+                        f"at u = {probes[0]:g}, {probes[1]:g}, {probes[2]:g})",
+                    )
                 cands.append((None, max(mags), f"near u = {end}"))
                 continue
             if lim.is_infinite or lim in (sp.oo, -sp.oo, sp.zoo):
@@ -298,35 +344,75 @@ def supremum_abs(parts: list[tuple[sp.Expr, sp.Interval]], seconds: float) -> Su
         return Supremum(None, math.nan, None, "no candidate")
     best = max(cands, key=lambda c: c[1])
     value = sp.nsimplify(sp.simplify(sp.Abs(best[0]))) if exact and best[0] is not None else None
-    if value is not None and numeric(value) is not None and abs(numeric(value) - best[1]) > 1e-12 * max(1, best[1]):
+    if (
+        value is not None
+        and numeric(value) is not None
+        and abs(numeric(value) - best[1]) > 1e-12 * max(1, best[1])
+    ):
         value = sp.simplify(sp.Abs(best[0]))
     return Supremum(value, best[1], True if proved else None, best[2])
 
 
-def _smooth(expr: sp.Expr, parts, differentiable: CheckItem, seconds: float) -> tuple[CheckItem, Supremum | None, Supremum | None]:
+def _smooth(
+    expr: sp.Expr, parts, differentiable: CheckItem, seconds: float
+) -> tuple[CheckItem, Supremum | None, Supremum | None]:
     name = "A2 beta-smooth"
     if differentiable.verdict is Verdict.FAILS:
-        return CheckItem(name, Verdict.FAILS, f"l' is not continuous, so not Lipschitz ({differentiable.evidence})",
-                         counterexample=differentiable.counterexample), None, None
+        return (
+            CheckItem(
+                name,
+                Verdict.FAILS,
+                f"l' is not continuous, so not Lipschitz ({differentiable.evidence})",
+                counterexample=differentiable.counterexample,
+            ),
+            None,
+            None,
+        )
     sup = supremum_abs([(sp.diff(p, U, 2), iv) for p, iv in parts], seconds)
     if sup.bounded:
-        how = f"beta = sup|l''| = {short(sup.value)} exactly" if sup.value is not None else \
-            f"l'' continuous with finite limits, so bounded; beta = sup|l''| ~ {sup.estimate:.6g} (numerical)"
-        return CheckItem(name, Verdict.HOLDS, f"{how}, at {sup.where}",
-                         values={"beta": sp.sstr(sup.value) if sup.value is not None else None,
-                                 "beta_value": sup.estimate, "beta_exact": sup.value is not None}), sup, None
+        how = (
+            f"beta = sup|l''| = {short(sup.value)} exactly"
+            if sup.value is not None
+            else f"l'' continuous with finite limits, so bounded; beta = sup|l''| ~ "
+            f"{sup.estimate:.6g} (numerical)"
+        )
+        return (
+            CheckItem(
+                name,
+                Verdict.HOLDS,
+                f"{how}, at {sup.where}",
+                values={
+                    "beta": sp.sstr(sup.value) if sup.value is not None else None,
+                    "beta_value": sup.estimate,
+                    "beta_exact": sup.value is not None,
+                },
+            ),
+            sup,
+            None,
+        )
     if sup.bounded is None:
-        return CheckItem(name, Verdict.UNDETERMINED, f"sup|l''| not decided ({sup.where})"), sup, None
+        return (
+            CheckItem(name, Verdict.UNDETERMINED, f"sup|l''| not decided ({sup.where})"),
+            sup,
+            None,
+        )
     ratio = [(sp.simplify(sp.diff(p, U, 2) / p), iv) for p, iv in parts]
     k_sup = supremum_abs(ratio, seconds)
     if k_sup.bounded:
         K = k_sup.value if k_sup.value is not None else sp.Float(k_sup.estimate, 6)
-        return CheckItem(
-            name, Verdict.HOLDS,
-            f"no global beta (|l''| -> oo as {sup.where}); footnote: l'' <= K l with K = {short(K)}, "
-            f"so L is K L(w0) max||x||^2-smooth below L(w0) and eta < 1/(K L(w0) max||x||^2) suffices "
-            f"(eta < 1/L(w0) for unit-norm data)",
-            values={"beta": None, "footnote_K": sp.sstr(K), "footnote_K_value": k_sup.estimate}), sup, k_sup
+        return (
+            CheckItem(
+                name,
+                Verdict.HOLDS,
+                f"no global beta (|l''| -> oo as {sup.where}); footnote: l'' <= K l with "
+                f"K = {short(K)}, so L is K L(w0) max||x||^2-smooth below L(w0) and "
+                f"eta < 1/(K L(w0) max||x||^2) suffices "
+                f"(eta < 1/L(w0) for unit-norm data)",
+                values={"beta": None, "footnote_K": sp.sstr(K), "footnote_K_value": k_sup.estimate},
+            ),
+            sup,
+            k_sup,
+        )
     u0 = None
     direction = -1.0 if "-oo" in sup.where else 1.0
     g = sp.diff(expr, U, 2)
@@ -338,15 +424,25 @@ def _smooth(expr: sp.Expr, parts, differentiable: CheckItem, seconds: float) -> 
             break
     cx = Counterexample(u0, "l''(u)", val, "|l''(u)| <= beta") if u0 is not None else None
     ratio_note = "unbounded too" if k_sup.bounded is False else "not shown bounded"
-    return CheckItem(name, Verdict.FAILS, f"|l''| -> oo as {sup.where} and l''/l is {ratio_note} (no footnote)",
-                     counterexample=cx), sup, k_sup
+    return (
+        CheckItem(
+            name,
+            Verdict.FAILS,
+            f"|l''| -> oo as {sup.where} and l''/l is {ratio_note} (no footnote)",
+            counterexample=cx,
+        ),
+        sup,
+        k_sup,
+    )
 
 
 def _validate(loss: sp.Expr, seconds: float) -> list[tuple[sp.Expr, sp.Interval]]:
     if not isinstance(loss, sp.Expr):
         raise TypeError(f"loss must be a sympy expression, got {type(loss).__name__}")
     if loss.free_symbols - {U}:
-        raise ValueError(f"loss must be an expression in the real symbol u only, got symbols {loss.free_symbols}")
+        raise ValueError(
+            f"loss must be an expression in the real symbol u only, got symbols {loss.free_symbols}"
+        )
     if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not seconds > 0:
         raise ValueError(f"seconds must be a positive number, got {seconds!r}")
     parts, err = guarded(lambda: pieces(loss), seconds)
@@ -372,8 +468,8 @@ def check_loss(loss: sp.Expr, *, seconds: float = 10.0) -> LossAssumptions:
     ----------
     loss : sympy expression
         The loss as a function of the margin, in the real symbol
-        :data:`~separable.checker.symbolic.U` (use :func:`~separable.checker.loss_input.loss_expression`
-        to get one from a name, a string or a loss object).
+        :data:`~separable.checker.symbolic.U` (see
+        :func:`~separable.checker.loss_input.loss_expression` for names, strings, Loss objects).
     seconds : float
         Time limit of each symbolic step; a step past it falls back to numerical evidence.
 
@@ -389,8 +485,13 @@ def check_loss(loss: sp.Expr, *, seconds: float = 10.0) -> LossAssumptions:
     slope = _slope_at_minus_inf(parts, seconds)
     smooth, beta_sup, k_sup = _smooth(loss, parts, differentiable, seconds)
     tail = tail_constants(sp.simplify(-sp.diff(parts[-1][0], U)), seconds)
-    tail_item = CheckItem("A3 exp tail", tail.verdict, tail.evidence, values=tail.values(),
-                          counterexample=tail.counterexample)
+    tail_item = CheckItem(
+        "A3 exp tail",
+        tail.verdict,
+        tail.evidence,
+        values=tail.values(),
+        counterexample=tail.counterexample,
+    )
     beta = beta_sup.value if beta_sup is not None and beta_sup.bounded else None
     if beta is None and beta_sup is not None and beta_sup.bounded:
         beta = sp.Float(beta_sup.estimate, 15)
@@ -398,7 +499,10 @@ def check_loss(loss: sp.Expr, *, seconds: float = 10.0) -> LossAssumptions:
     if k_sup is not None and k_sup.bounded:
         K = k_sup.value if k_sup.value is not None else sp.Float(k_sup.estimate, 15)
     return LossAssumptions(
-        expr=loss, items=(positive, differentiable, decreasing, vanishes, slope, smooth, tail_item),
-        beta=beta, beta_exact=bool(beta_sup is not None and beta_sup.value is not None and beta_sup.bounded),
-        footnote_K=K, tail=tail,
+        expr=loss,
+        items=(positive, differentiable, decreasing, vanishes, slope, smooth, tail_item),
+        beta=beta,
+        beta_exact=bool(beta_sup is not None and beta_sup.value is not None and beta_sup.bounded),
+        footnote_K=K,
+        tail=tail,
     )

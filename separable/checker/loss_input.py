@@ -36,14 +36,27 @@ def parse_loss(text: str) -> sp.Expr:
     if not isinstance(text, str):
         raise TypeError(f"loss must be a string, got {type(text).__name__}")
     if not text.strip() or not _ALLOWED.match(text) or "__" in text:
-        raise ValueError(f"loss {text!r} is not an arithmetic expression in u "
-                         "(allowed: letters, digits, + - * / ^ ( ) . , and spaces)")
+        raise ValueError(
+            f"loss {text!r} is not an arithmetic expression in u "
+            "(allowed: letters, digits, + - * / ^ ( ) . , and spaces)"
+        )
     local = dict(_ALIASES)
     local["u"] = U
     try:
-        expr = parse_expr(text, local_dict=local, transformations=standard_transformations + (convert_xor,))
-    except (SyntaxError, TypeError, ValueError, AttributeError, NameError, tokenize.TokenError) as exc:
-        raise ValueError(f"loss {text!r} could not be parsed: {type(exc).__name__}: {exc}") from None
+        expr = parse_expr(
+            text, local_dict=local, transformations=standard_transformations + (convert_xor,)
+        )
+    except (
+        SyntaxError,
+        TypeError,
+        ValueError,
+        AttributeError,
+        NameError,
+        tokenize.TokenError,
+    ) as exc:
+        raise ValueError(
+            f"loss {text!r} could not be parsed: {type(exc).__name__}: {exc}"
+        ) from None
     if not isinstance(expr, sp.Expr):
         raise ValueError(f"loss {text!r} is not an expression (parsed to {type(expr).__name__})")
     unknown = sorted({str(f.func) for f in expr.atoms(AppliedUndef)})
@@ -78,8 +91,10 @@ def loss_expression(loss: str | sp.Expr | Loss) -> tuple[Loss, sp.Expr]:
     elif isinstance(loss, (sp.Expr, Loss)):
         obj = get_loss(loss)
     else:
-        raise TypeError(f"loss must be a name, an expression string, a sympy expression or a Loss, "
-                        f"got {type(loss).__name__}")
+        raise TypeError(
+            f"loss must be a name, an expression string, a sympy expression or a Loss, "
+            f"got {type(loss).__name__}"
+        )
     expr = obj.expr
     free = expr.free_symbols
     if free and U not in free:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 import warnings
@@ -99,7 +100,9 @@ def check(
     if not isinstance(tol, Tolerances):
         raise TypeError(f"tolerances must be a Tolerances, got {type(tol).__name__}")
     if optimizer is not None and not hasattr(optimizer, "eta"):
-        raise TypeError(f"optimizer must be an optimiser of separable.optim, got {type(optimizer).__name__}")
+        raise TypeError(
+            f"optimizer must be an optimiser of separable.optim, got {type(optimizer).__name__}"
+        )
     loss_obj, expr = loss_expression(loss)
     Z = fold(X, y)
     d = Z.shape[1]
@@ -114,6 +117,11 @@ def check(
     t_max = _positive("t_max", t_max, 999.0)
 
     assumptions = cached_check_loss(expr, seconds)
+    if loss_obj.beta is None and loss_obj.kernel_id < 0:
+        # hand the optimiser the beta found here (its own grid estimate cannot evaluate
+        # the DiracDelta of a kinked loss's l''); inf when there is no global beta
+        beta = assumptions.beta_value
+        loss_obj = dataclasses.replace(loss_obj, beta=beta if beta is not None else math.inf)
     data = check_data(Z, eta, w_start, assumptions, loss_obj.value)
     notes: list[str] = []
     conclusions = []
@@ -124,27 +132,44 @@ def check(
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             try:
-                run = optimize(Z, rule=rule, loss=loss_obj, t_max=t_max, w0=w_start,
-                               per_decade=per_decade, svm=data.svm)
+                run = optimize(
+                    Z,
+                    rule=rule,
+                    loss=loss_obj,
+                    t_max=t_max,
+                    w0=w_start,
+                    per_decade=per_decade,
+                    svm=data.svm,
+                )
             except FloatingPointError as exc:
                 run = None
                 notes.append(f"the discrete run diverged before its first record: {exc}")
         # the step condition is the checker's own item; keep only other warnings (divergence)
-        notes += sorted({str(w.message) for w in caught if not issubclass(w.category, StepSizeWarning)})
+        notes += sorted(
+            {str(w.message) for w in caught if not issubclass(w.category, StepSizeWarning)}
+        )
         pred = predict(Z, eta=eta, w0=w_start, svm=data.svm)
         label = f"{getattr(rule, 'name', 'run')} eta={eta:g}"
         if run is not None:
             conclusions += discrete_conclusions(run, Z, pred, data.regime, tol, label)
         if data.flow_regime is not Regime.NONE:
-            flow = gradient_flow(Z, loss=loss_obj, t_max=flow_t_max, w0=w_start, per_decade=2, svm=data.svm)
-            conclusions += flow_conclusions(flow, predict(Z, eta=1.0, w0=w_start, svm=data.svm),
-                                            data.flow_regime, tol)
+            flow = gradient_flow(
+                Z, loss=loss_obj, t_max=flow_t_max, w0=w_start, per_decade=2, svm=data.svm
+            )
+            conclusions += flow_conclusions(
+                flow, predict(Z, eta=1.0, w0=w_start, svm=data.svm), data.flow_regime, tol
+            )
         else:
             notes.append("gradient flow not run: the loss assumptions of Lemma 1 do not hold")
     else:
         notes.append("no run: the data are not separable, so w_hat does not exist")
     return CheckReport(
-        loss=loss if isinstance(loss, str) else loss_obj.name, expression=sp.sstr(expr), eta=eta,
-        data=data_name, assumptions=assumptions, data_checks=data, conclusions=tuple(conclusions),
+        loss=loss if isinstance(loss, str) else loss_obj.name,
+        expression=sp.sstr(expr),
+        eta=eta,
+        data=data_name,
+        assumptions=assumptions,
+        data_checks=data,
+        conclusions=tuple(conclusions),
         notes=tuple(notes),
     )

@@ -14,10 +14,10 @@ from separable.checker.verdicts import CheckItem, Verdict
 __all__ = ["CheckReport", "format_table"]
 
 REGIME_TEXT = {
-    Regime.THM4: "Theorem 4: rho(t) -> w_tilde; Theorem 5 rates for almost every dataset, with constants",
-    Regime.THM3_BOUNDED: "Theorem 3: w = w_hat log t + rho, rho bounded (support vectors do not span: no limit)",
+    Regime.THM4: "Theorem 4: rho(t) -> w_tilde; Theorem 5 rates (almost every dataset), constants",
+    Regime.THM3_BOUNDED: "Theorem 3: w = w_hat log t + rho, rho bounded (SVs do not span data)",
     Regime.DEGENERATE: "Theorem 3, degenerate case: iterated-log terms, ||rho|| = O(log log t)",
-    Regime.LEMMA1: "Lemma 1 only: no tight exponential tail, so convergence to w_hat is not guaranteed",
+    Regime.LEMMA1: "Lemma 1 only: no tight exponential tail, convergence to w_hat not guaranteed",
     Regime.NONE: "nothing: an assumption of Lemma 1 fails or is undetermined",
 }
 
@@ -75,7 +75,9 @@ class CheckReport:
     @property
     def violations(self) -> tuple[CheckItem, ...]:
         """Conclusions that the theorem guarantees but the runs did not show."""
-        return tuple(it for it in self.conclusions if it.guaranteed and it.verdict is Verdict.NOT_OBSERVED)
+        return tuple(
+            it for it in self.conclusions if it.guaranteed and it.verdict is Verdict.NOT_OBSERVED
+        )
 
     @property
     def ok(self) -> bool:
@@ -93,16 +95,24 @@ class CheckReport:
 
     def as_dict(self) -> dict:
         """JSON-able view."""
-        return to_jsonable({
-            "loss": self.loss, "expression": self.expression, "eta": self.eta, "data": self.data,
-            "regime": self.regime.value, "flow_regime": self.data_checks.flow_regime.value,
-            "step_limit": self.data_checks.step_limit,
-            "assumptions": [it.as_dict() for it in self.assumptions.items],
-            "data_checks": [it.as_dict() for it in self.data_checks.items],
-            "conclusions": [it.as_dict() for it in self.conclusions],
-            "violations": [it.name for it in self.violations], "ok": self.ok,
-            "notes": list(self.notes),
-        }, "report")
+        return to_jsonable(
+            {
+                "loss": self.loss,
+                "expression": self.expression,
+                "eta": self.eta,
+                "data": self.data,
+                "regime": self.regime.value,
+                "flow_regime": self.data_checks.flow_regime.value,
+                "step_limit": self.data_checks.step_limit,
+                "assumptions": [it.as_dict() for it in self.assumptions.items],
+                "data_checks": [it.as_dict() for it in self.data_checks.items],
+                "conclusions": [it.as_dict() for it in self.conclusions],
+                "violations": [it.name for it in self.violations],
+                "ok": self.ok,
+                "notes": list(self.notes),
+            },
+            "report",
+        )
 
     def to_json(self) -> str:
         """The report as a JSON string."""
@@ -128,7 +138,12 @@ def format_table(report: CheckReport, width: int = 110) -> str:
     ev_w = max(width - name_w - verdict_w - 6, 30)
     rule = "-" * width
     head = f"{'item':<{name_w}} | {'verdict':<{verdict_w}} | evidence"
-    out = [f"loss {report.loss!r} = {report.expression}; data {report.data}; eta = {report.eta:g}", rule, head, rule]
+    out = [
+        f"loss {report.loss!r} = {report.expression}; data {report.data}; eta = {report.eta:g}",
+        rule,
+        head,
+        rule,
+    ]
     out += ["# loss (JMLR A2, A3)"] + _rows(report.assumptions.items, name_w, verdict_w, ev_w)
     out += ["# data and step"] + _rows(report.data_checks.items, name_w, verdict_w, ev_w)
     dc = report.data_checks

@@ -151,7 +151,9 @@ def sign_at(expr: sp.Expr, point: Any, digits: int = DIGITS) -> int | None:
     try:
         v = sp.N(expr.subs(U, point) if point is not None else expr, digits)
         re, im = v.as_real_imag()
-        if not (re.is_number and im.is_number) or (im != 0 and abs(im) > abs(re) * 10.0 ** (-digits // 2)):
+        if not (re.is_number and im.is_number) or (
+            im != 0 and abs(im) > abs(re) * 10.0 ** (-digits // 2)
+        ):
             return None
         if re.is_zero:
             return 0
@@ -249,7 +251,11 @@ def _exp_rational_zeros(f: sp.Expr, interval: sp.Interval) -> ZeroSet | None:
     for r in dict.fromkeys(roots):
         x = -sp.log(r)
         v = numeric(x)
-        if v is not None and interval.contains(sp.Float(v, DIGITS)) is not sp.false and numeric(den, -x) != 0:
+        if (
+            v is not None
+            and interval.contains(sp.Float(v, DIGITS)) is not sp.false
+            and numeric(den, -x) != 0
+        ):
             pts.append(x)
     return ZeroSet(tuple(sorted(pts, key=numeric)), ())
 
@@ -259,7 +265,9 @@ def real_zeros(f: sp.Expr, interval: sp.Interval, seconds: float) -> tuple[ZeroS
     rational in ``e^-u``, else by ``solveset``; ``None`` if neither gives an explicit set."""
     direct, _ = guarded(lambda: _exp_rational_zeros(f, interval), seconds)
     if direct is not None:
-        shown = ", ".join(sp.sstr(p) if len(sp.sstr(p)) < 40 else f"{numeric(p):.6g}" for p in direct.points)
+        shown = ", ".join(
+            sp.sstr(p) if len(sp.sstr(p)) < 40 else f"{numeric(p):.6g}" for p in direct.points
+        )
         return direct, f"zeros {{{shown}}} (real roots in e^-u)"
     sol, err = guarded(lambda: sp.solveset(sp.simplify(f), U, interval), seconds)
     if sol is None:
@@ -271,7 +279,9 @@ def real_zeros(f: sp.Expr, interval: sp.Interval, seconds: float) -> tuple[ZeroS
     return ZeroSet(tuple(pts), tuple(parsed[1])), f"zeros {sol}"
 
 
-def continuity(f: sp.Expr, interval: sp.Interval, seconds: float) -> tuple[bool | None, sp.Set | None, str]:
+def continuity(
+    f: sp.Expr, interval: sp.Interval, seconds: float
+) -> tuple[bool | None, sp.Set | None, str]:
     """Whether ``f`` is continuous on ``interval``; the points where it is not; how decided."""
     from sympy.calculus.util import continuous_domain
 
@@ -313,7 +323,7 @@ def _test_points(bounds: list[float], interval: sp.Interval) -> list[float]:
     inner = [b for b in bounds if (lo is None or b > lo) and (hi is None or b < hi)]
     edges = [lo] + inner + [hi]
     pts = []
-    for a, b in zip(edges[:-1], edges[1:]):
+    for a, b in zip(edges[:-1], edges[1:], strict=True):
         if a is None and b is None:
             pts.append(0.0)
         elif a is None:
@@ -325,7 +335,9 @@ def _test_points(bounds: list[float], interval: sp.Interval) -> list[float]:
     return pts
 
 
-def _scan(f: sp.Expr, interval: sp.Interval, want: int, n: int = 4001) -> tuple[float, float] | None:
+def _scan(
+    f: sp.Expr, interval: sp.Interval, want: int, n: int = 4001
+) -> tuple[float, float] | None:
     """Dense numerical scan for a point of the wrong sign (verified at high precision)."""
     lo = max(float(interval.inf), -60.0) if interval.inf.is_finite else -60.0
     hi = min(float(interval.sup), 60.0) if interval.sup.is_finite else 60.0
@@ -382,7 +394,9 @@ def check_sign(f: sp.Expr, interval: sp.Interval, want: int, seconds: float) -> 
 
 
 # ----------------------------------------------------------------------------- limits
-def one_sided_limit(f: sp.Expr, point: sp.Expr, side: str, seconds: float) -> tuple[sp.Expr | None, str | None]:
+def one_sided_limit(
+    f: sp.Expr, point: sp.Expr, side: str, seconds: float
+) -> tuple[sp.Expr | None, str | None]:
     """``lim f(u)`` as ``u -> point`` from ``side`` ('+' or '-'), guarded."""
     return guarded(lambda: sp.limit(f, U, point, side), seconds)
 
@@ -390,4 +404,3 @@ def one_sided_limit(f: sp.Expr, point: sp.Expr, side: str, seconds: float) -> tu
 def limit_at_infinity(f: sp.Expr, sign: int, seconds: float) -> tuple[sp.Expr | None, str | None]:
     """``lim f(u)`` as ``u -> sign * oo``, guarded; ``AccumBounds`` are returned as they are."""
     return guarded(lambda: sp.limit(f, U, sp.oo if sign > 0 else -sp.oo), seconds)
-

@@ -22,7 +22,16 @@ from dataclasses import dataclass
 
 import sympy as sp
 
-from separable.checker.symbolic import DIGITS, U, clean_limit, guarded, limit_at_infinity, numeric, short, sign_at
+from separable.checker.symbolic import (
+    DIGITS,
+    U,
+    clean_limit,
+    guarded,
+    limit_at_infinity,
+    numeric,
+    short,
+    sign_at,
+)
 from separable.checker.verdicts import Counterexample, Verdict
 
 __all__ = ["TailConstants", "tail_constants"]
@@ -105,66 +114,136 @@ def tail_constants(f: sp.Expr, seconds: float) -> TailConstants:
     far = numeric(f, sp.Float(40, DIGITS))
     if f == 0 or sign_at(f, sp.Float(40, DIGITS)) != 1:
         u0 = 40.0
-        cx = Counterexample(u0, "-l'(u)", far if far is not None else math.nan,
-                            "-l'(u) >= c(1 - e^{-mu u}) e^{-a u} > 0 for large u")
-        return TailConstants(Verdict.FAILS, f"-l' = {sp.sstr(f)} is not positive for large u; {cx}",
-                             counterexample=cx)
+        cx = Counterexample(
+            u0,
+            "-l'(u)",
+            far if far is not None else math.nan,
+            "-l'(u) >= c(1 - e^{-mu u}) e^{-a u} > 0 for large u",
+        )
+        return TailConstants(
+            Verdict.FAILS,
+            f"-l' = {sp.sstr(f)} is not positive for large u; {cx}",
+            counterexample=cx,
+        )
     a, err = _lim(-sp.diff(f, U) / f, seconds)
     if not clean_limit(a):
         return TailConstants(Verdict.UNDETERMINED, f"rate a = lim -f'/f not found: {err or a}")
     if a == sp.oo:
         u0 = 10.0
         val = _ratio_at(f, 1.0, u0)
-        cx = Counterexample(u0, "-l'(u) e^{u}", val or 0.0, "-l'(u) >= c(1 - e^{-mu u}) e^{-u} (a = c = 1)")
-        return TailConstants(Verdict.FAILS, f"-l' decays faster than any exponential (lim -f'/f = oo); {cx}",
-                             a=a, counterexample=cx)
+        cx = Counterexample(
+            u0, "-l'(u) e^{u}", val or 0.0, "-l'(u) >= c(1 - e^{-mu u}) e^{-u} (a = c = 1)"
+        )
+        return TailConstants(
+            Verdict.FAILS,
+            f"-l' decays faster than any exponential (lim -f'/f = oo); {cx}",
+            a=a,
+            counterexample=cx,
+        )
     if not _positive_finite(a):
         k, _ = _lim(-U * sp.diff(f, U) / f, seconds)
         poly = ""
         if k is not None and k.is_finite and k.is_positive:
             const, _ = _lim(f * U**k, seconds)
-            poly = f"; -l' ~ {_fmt(const) if const is not None else 'C'} u^(-{_fmt(k)}) (polynomial tail)"
+            lead = _fmt(const) if const is not None else "C"
+            poly = f"; -l' ~ {lead} u^(-{_fmt(k)}) (polynomial tail)"
         u0 = 40.0
         val = _ratio_at(f, 1.0, u0)
-        cx = Counterexample(u0, "-l'(u) e^{u}", val if val is not None else math.inf,
-                            "-l'(u) <= c(1 + e^{-mu u}) e^{-u} (a = c = 1, so at most 2)")
-        return TailConstants(Verdict.FAILS, f"-l' is not exponentially small: a = lim -f'/f = {_fmt(a)}{poly}; {cx}",
-                             a=a, poly_rate=k if poly else None, counterexample=cx)
+        cx = Counterexample(
+            u0,
+            "-l'(u) e^{u}",
+            val if val is not None else math.inf,
+            "-l'(u) <= c(1 + e^{-mu u}) e^{-u} (a = c = 1, so at most 2)",
+        )
+        return TailConstants(
+            Verdict.FAILS,
+            f"-l' is not exponentially small: a = lim -f'/f = {_fmt(a)}{poly}; {cx}",
+            a=a,
+            poly_rate=k if poly else None,
+            counterexample=cx,
+        )
     c, err = _lim(f * sp.exp(a * U), seconds)
     if not clean_limit(c):
-        return TailConstants(Verdict.UNDETERMINED, f"a = {_fmt(a)}, but c = lim -l' e^(a u) not found: {err or c}", a=a)
+        return TailConstants(
+            Verdict.UNDETERMINED,
+            f"a = {_fmt(a)}, but c = lim -l' e^(a u) not found: {err or c}",
+            a=a,
+        )
     if not _positive_finite(c):
         u0 = 40.0
         val = _ratio_at(f, float(a), u0)
-        cx = Counterexample(u0, f"-l'(u) e^({_fmt(a)} u)", val if val is not None else math.inf,
-                            "c(1 - e^{-mu u}) <= -l'(u) e^{a u} <= c(1 + e^{-mu u}) with 0 < c < oo")
-        return TailConstants(Verdict.FAILS, f"a = {_fmt(a)} but c = lim -l' e^(a u) = {_fmt(c)} (not a tight tail); {cx}",
-                             a=a, c=c, counterexample=cx)
+        cx = Counterexample(
+            u0,
+            f"-l'(u) e^({_fmt(a)} u)",
+            val if val is not None else math.inf,
+            "c(1 - e^{-mu u}) <= -l'(u) e^{a u} <= c(1 + e^{-mu u}) with 0 < c < oo",
+        )
+        return TailConstants(
+            Verdict.FAILS,
+            f"a = {_fmt(a)} but c = lim -l' e^(a u) = {_fmt(c)} (not a tight tail); {cx}",
+            a=a,
+            c=c,
+            counterexample=cx,
+        )
     r, _ = guarded(lambda: sp.simplify(f * sp.exp(a * U) / c - 1), seconds)
     if r is None:
         r = f * sp.exp(a * U) / c - 1
     head = f"-l' = c e^(-a u)(1 + r), a = {_fmt(a)}, c = {_fmt(c)}"
     if r == 0:
-        return TailConstants(Verdict.HOLDS, f"{head}, r = 0: mu+ and mu- any", a=a, c=c,
-                             mu_plus=sp.oo, mu_minus=sp.oo, remainder=r)
+        return TailConstants(
+            Verdict.HOLDS,
+            f"{head}, r = 0: mu+ and mu- any",
+            a=a,
+            c=c,
+            mu_plus=sp.oo,
+            mu_minus=sp.oo,
+            remainder=r,
+        )
     mu, err = _lim(-sp.diff(r, U) / r, seconds)
     if not clean_limit(mu):
-        return TailConstants(Verdict.UNDETERMINED, f"{head}, r = {r}: its rate not found ({err or mu})",
-                             a=a, c=c, remainder=r)
+        return TailConstants(
+            Verdict.UNDETERMINED,
+            f"{head}, r = {r}: its rate not found ({err or mu})",
+            a=a,
+            c=c,
+            remainder=r,
+        )
     if mu == sp.oo:
-        return TailConstants(Verdict.HOLDS, f"{head}, r = {r} decays faster than any exponential: mu+- any",
-                             a=a, c=c, mu_plus=sp.oo, mu_minus=sp.oo, remainder=r)
+        return TailConstants(
+            Verdict.HOLDS,
+            f"{head}, r = {r} decays faster than any exponential: mu+- any",
+            a=a,
+            c=c,
+            mu_plus=sp.oo,
+            mu_minus=sp.oo,
+            remainder=r,
+        )
     if not _positive_finite(mu):
         u0 = 20.0
         val = numeric(r, sp.Float(u0, DIGITS))
-        cx = Counterexample(u0, "r(u)", val if val is not None else math.inf,
-                            f"|r(u)| <= e^(-mu u) for some mu > 0 (e^(-{u0:g}) = {math.exp(-u0):.3g} at mu = 1)")
-        return TailConstants(Verdict.FAILS, f"{head}, but r = {r} is not exponentially small (lim -r'/r = {_fmt(mu)}); {cx}",
-                             a=a, c=c, remainder=r, counterexample=cx)
+        cx = Counterexample(
+            u0,
+            "r(u)",
+            val if val is not None else math.inf,
+            f"|r(u)| <= e^(-mu u) for some mu > 0 (e^(-{u0:g}) = {math.exp(-u0):.3g} at mu = 1)",
+        )
+        return TailConstants(
+            Verdict.FAILS,
+            f"{head}, but r = {r} is not exponentially small (lim -r'/r = {_fmt(mu)}); {cx}",
+            a=a,
+            c=c,
+            remainder=r,
+            counterexample=cx,
+        )
     C, err = _lim(r * sp.exp(mu * U), seconds)
     if not clean_limit(C) or C == 0 or not C.is_finite:
-        return TailConstants(Verdict.UNDETERMINED, f"{head}, r = {r}, mu = {_fmt(mu)}, C = lim r e^(mu u) unclear ({err or C})",
-                             a=a, c=c, remainder=r)
+        return TailConstants(
+            Verdict.UNDETERMINED,
+            f"{head}, r = {r}, mu = {_fmt(mu)}, C = lim r e^(mu u) unclear ({err or C})",
+            a=a,
+            c=c,
+            remainder=r,
+        )
     attained = bool(abs(C) < 1)
     if abs(C) == 1:  # equality in the leading term: compare at a large u
         v = numeric(sp.Abs(r) * sp.exp(mu * U) - 1, sp.Float(30, DIGITS))
@@ -174,7 +253,17 @@ def tail_constants(f: sp.Expr, seconds: float) -> TailConstants:
     else:
         mu_plus, mu_minus, side = mu, sp.oo, "mu+"
     note = "" if attained else f" (|C| > 1: every {side} < {_fmt(mu)} works)"
-    evidence = (f"{head}, r = {r} ~ {_fmt(C)} e^(-{_fmt(mu)} u): {side} = {_fmt(mu)}{note}, "
-                f"{'mu+' if side == 'mu-' else 'mu-'} any")
-    return TailConstants(Verdict.HOLDS, evidence, a=a, c=c, mu_plus=mu_plus, mu_minus=mu_minus,
-                         attained=attained, remainder=r)
+    evidence = (
+        f"{head}, r = {r} ~ {_fmt(C)} e^(-{_fmt(mu)} u): {side} = {_fmt(mu)}{note}, "
+        f"{'mu+' if side == 'mu-' else 'mu-'} any"
+    )
+    return TailConstants(
+        Verdict.HOLDS,
+        evidence,
+        a=a,
+        c=c,
+        mu_plus=mu_plus,
+        mu_minus=mu_minus,
+        attained=attained,
+        remainder=r,
+    )

@@ -32,6 +32,17 @@ class Verdict(str, enum.Enum):
         return self.value
 
 
+def _finite_or_text(value: Any) -> Any:
+    """Replace non-finite floats (JSON has none) by their text, recursively."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {k: _finite_or_text(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite_or_text(v) for v in value]
+    return value
+
+
 @dataclass(frozen=True)
 class Counterexample:
     """A point where a property fails, with the offending value computed numerically.
@@ -62,12 +73,19 @@ class Counterexample:
 
     def as_dict(self) -> dict:
         """JSON-able view."""
+
         def plain(x: float) -> float | str:
             return float(x) if math.isfinite(x) else str(x)  # JSON has no inf/nan
 
-        value = [plain(v) for v in self.value] if isinstance(self.value, tuple) else plain(self.value)
-        return {"point": plain(self.point), "quantity": self.quantity, "value": value,
-                "violates": self.violates}
+        value = (
+            [plain(v) for v in self.value] if isinstance(self.value, tuple) else plain(self.value)
+        )
+        return {
+            "point": plain(self.point),
+            "quantity": self.quantity,
+            "value": value,
+            "violates": self.violates,
+        }
 
 
 @dataclass(frozen=True)
@@ -116,8 +134,11 @@ class CheckItem:
     def as_dict(self) -> dict:
         """JSON-able view."""
         return {
-            "name": self.name, "verdict": self.verdict.value, "label": self.label,
-            "evidence": self.evidence, "guaranteed": self.guaranteed,
-            "values": to_jsonable(dict(self.values), "values"),
+            "name": self.name,
+            "verdict": self.verdict.value,
+            "label": self.label,
+            "evidence": self.evidence,
+            "guaranteed": self.guaranteed,
+            "values": to_jsonable(_finite_or_text(dict(self.values)), "values"),
             "counterexample": self.counterexample.as_dict() if self.counterexample else None,
         }

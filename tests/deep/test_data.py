@@ -201,3 +201,44 @@ def test_batch_order_is_a_stream_of_permutations(n, b, seed, step):
     stream = torch.cat([order.indices(k) for k in range(-(-2 * n // b))])[: 2 * n]
     for e in range(2):
         assert sorted(stream[e * n : (e + 1) * n].tolist()) == list(range(n))
+
+
+def _image_folder(root, sizes, colours):
+    from PIL import Image
+
+    for split, count in (("train", 3), ("val", 2)):
+        for label, colour in enumerate(colours):
+            folder = root / split / f"n0{label}"
+            folder.mkdir(parents=True)
+            for i in range(count):
+                Image.new("RGB", sizes[i % len(sizes)], colour).save(
+                    folder / f"img{i}.JPEG", quality=100
+                )
+
+
+def test_imagenet_folder_reader_and_crops(tmp_path):
+    colours = [(200, 30, 90), (10, 250, 120)]
+    _image_folder(tmp_path, [(300, 260), (256, 400)], colours)
+    pair = load_dataset("imagenet", root=tmp_path)
+    assert pair.train.x.shape == (6, 3, 256, 256) and pair.val.x.shape == (4, 3, 224, 224)
+    assert pair.input_shape == (3, 224, 224) and pair.num_classes == 2
+    mean, std = torch.tensor(pair.mean)[:, None, None], torch.tensor(pair.std)[:, None, None]
+    for split in (pair.train, pair.val):
+        for x, y in zip(split.x, split.y, strict=True):
+            raw = x * std + mean  # solid images stay solid after resize and crop
+            expected = torch.tensor(colours[int(y)], dtype=torch.float32)[:, None, None] / 255
+            torch.testing.assert_close(raw, expected.expand_as(raw), atol=3 / 255, rtol=0)
+    out = augment_batch(pair.train.x, "imagenet", torch.Generator().manual_seed(0), (224, 224))
+    assert out.shape == (6, 3, 224, 224)
+    with pytest.raises(FileNotFoundError, match="val"):
+        load_dataset("imagenet", root=tmp_path / "train")
+
+
+def test_imagenet_augmentation_windows():
+    x = torch.randn(16, 3, 12, 12, generator=torch.Generator().manual_seed(1))
+    out = augment_batch(x, "imagenet", torch.Generator().manual_seed(2), (8, 8))
+    for i in range(16):
+        windows = [x[i, :, a : a + 8, b : b + 8] for a in range(5) for b in range(5)]
+        assert any(torch.equal(out[i], w) or torch.equal(out[i], w.flip(-1)) for w in windows)
+    centre = augment_batch(x, "none", None, (8, 8))
+    assert torch.equal(centre, x[:, :, 2:10, 2:10])

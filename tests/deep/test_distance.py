@@ -22,7 +22,7 @@ def sweep(tmp_path_factory):
         root,
         model="mlp_digits",
         data="digits",
-        batch_sizes=(32, 8),
+        batch_sizes=(64, 16),
         epochs=2.0,
         adapted_epochs=1.0,
         lr=0.05,
@@ -33,8 +33,8 @@ def sweep(tmp_path_factory):
 
 
 def test_sweep_runs_and_fits(sweep):
-    assert sweep.batch_sizes == (8, 32)
-    n_train = load_run(sweep.equal_epochs[8].run).summary["n_train"]
+    assert sweep.batch_sizes == (16, 64)
+    n_train = load_run(sweep.equal_epochs[16].run).summary["n_train"]
     for b, f in sweep.equal_epochs.items():
         cfg = load_run(f.run).config
         assert cfg["batch_size"] == b and cfg["lr_scaling"] == "none" and cfg["milestones"] == []
@@ -47,17 +47,17 @@ def test_sweep_runs_and_fits(sweep):
         assert f.log_beats_power == (ref.fits["log"].bic < ref.fits["power"].bic)
         assert f.log_slope[0] == pytest.approx(ref.fits["log"].params["b"])
     assert sweep.smaller_batches_farther == (
-        sweep.equal_epochs[8].final_distance > sweep.equal_epochs[32].final_distance
+        sweep.equal_epochs[16].final_distance > sweep.equal_epochs[64].final_distance
     )
 
 
 def test_adapted_runs_take_equal_steps_at_sqrt_scaled_rates(sweep):
     steps = {b: int(tr.t[-1]) for b, tr in sweep.adapted.items()}
-    assert steps[8] == steps[32] == sweep.adapted_steps
+    assert steps[16] == steps[64] == sweep.adapted_steps
     for b, path in sweep.adapted_runs.items():
         run = load_run(path)
-        assert run.config["regime_adaptation"] is True and run.config["base_batch_size"] == 8
-        assert run.summary["peak_lr"] == pytest.approx(0.05 * math.sqrt(b / 8))
+        assert run.config["regime_adaptation"] is True and run.config["base_batch_size"] == 16
+        assert run.summary["peak_lr"] == pytest.approx(0.05 * math.sqrt(b / 16))
     d = sweep.adapted_distances()
     assert sweep.adapted_spread == pytest.approx(
         (max(d.values()) - min(d.values())) / np.mean(list(d.values()))
@@ -67,8 +67,8 @@ def test_adapted_runs_take_equal_steps_at_sqrt_scaled_rates(sweep):
 def test_result_serialises_and_prints(sweep, tmp_path):
     path = atomic_write_json(tmp_path / "d.json", sweep.as_dict())
     doc = json.loads(path.read_text())
-    assert doc["batch_sizes"] == [8, 32]
-    assert set(doc["equal_epochs"]) == {"8", "32"} and set(doc["adapted"]) == {"8", "32"}
+    assert doc["batch_sizes"] == [16, 64]
+    assert set(doc["equal_epochs"]) == {"16", "64"} and set(doc["adapted"]) == {"16", "64"}
     text = sweep.table()
     assert "log beats power" in text and "spread" in text
 

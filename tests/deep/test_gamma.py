@@ -61,8 +61,10 @@ def measured(tmp_path_factory):
 def test_measurement_records_and_estimates(measured):
     root, res = measured
     rec = res.run.records
-    k = TINY.snapshots + 1
+    k = rec["trajectory.loss"].size  # w_0, a checkpoint every T // snapshots steps, w_T
+    assert k >= TINY.snapshots + 1
     assert rec["pairs.distance"].size == k * (k - 1) // 2  # every pair of snapshots
+    assert res.trajectory is not None, res.trajectory_error
     assert rec["perturbation.init"].size == TINY.n_directions * TINY.n_radii
     radii = np.unique(rec["perturbation.radius"])
     assert radii == pytest.approx(

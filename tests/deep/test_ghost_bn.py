@@ -8,7 +8,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-from deep.ghost_bn import GhostBatchNorm1d, GhostBatchNorm2d, convert_to_ghost, ghost_sizes
+from deep.ghost_bn import (
+    GhostBatchNorm1d,
+    GhostBatchNorm2d,
+    convert_to_ghost,
+    ghost_sizes,
+    measure_strategies,
+)
 
 STRATEGIES = ("loop", "vectorized")
 
@@ -172,3 +178,10 @@ def test_bad_arguments():
         GhostBatchNorm2d(4)(torch.randn(8, 4))
     with pytest.raises(TypeError, match="module"):
         convert_to_ghost("model", 8)
+
+
+def test_measure_strategies_times_both():
+    times = measure_strategies((256, 8, 2, 2), 32, repeats=1)
+    assert set(times) == {"loop", "vectorized"} and all(t > 0 for t in times.values())
+    with pytest.raises(ValueError, match="shape"):
+        measure_strategies((256,), 32)

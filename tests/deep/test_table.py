@@ -17,17 +17,17 @@ TINY = Profile(
     name="tiny",
     device="cpu",
     seeds=2,
-    description="8x8 digits, B_S=16 vs B_L=64",
+    description="8x8 digits, B_S=32 vs B_L=128",
     recipes=(
         Recipe(
             name="Digits",
             model="mlp_digits",
             data="digits",
             epochs=1,
-            small_batch=16,
-            large_batch=64,
+            small_batch=32,
+            large_batch=128,
             lr=0.05,
-            ghost_size=16,
+            ghost_size=32,
             weight_decay=0.0,
             paper=(1.0, 2.0, 3.0, 4.0, 5.0),
         ),
@@ -53,12 +53,12 @@ def test_tiny_table_runs_every_cell_and_summarises_the_seeds(tiny_table):
         assert cell.mean == pytest.approx(np.mean(accs))
         assert cell.std == pytest.approx(np.std(accs, ddof=1))
         configs = [load_run(p).config for p in cell.runs]
-        assert {c["batch_size"] for c in configs} == {8 if regime == "SB" else 32}
+        assert {c["batch_size"] for c in configs} == {32 if regime == "SB" else 128}
         assert [c["seed"] for c in configs] == [0, 1]
     steps = {g: row.cells[g].steps[0] for g in REGIMES}
     n_train = load_run(row.cells["SB"].runs[0]).summary["n_train"]
-    assert steps["SB"] == math.ceil(n_train / 16)
-    assert steps["LB"] == steps["LB+LR"] == steps["LB+LR+GBN"] == math.ceil(n_train / 64)
+    assert steps["SB"] == math.ceil(n_train / 32)
+    assert steps["LB"] == steps["LB+LR"] == steps["LB+LR+GBN"] == math.ceil(n_train / 128)
     assert steps["LB+LR+GBN+RA"] == steps["SB"]  # regime adaptation: as many steps as SB
 
 

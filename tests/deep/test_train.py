@@ -92,7 +92,7 @@ def test_trace_distance_and_schedule(small_run):
         float(((p - q).detach().double() ** 2).sum())
         for p, q in zip(final.parameters(), init.parameters(), strict=True)
     )
-    assert trace.distance[-1] == pytest.approx(math.sqrt(d2), rel=1e-9)
+    assert trace.distance[-1] == pytest.approx(math.sqrt(d2), rel=1e-5)  # float32 norms
     # per-layer distances add up (in squares) to the total at every recorded step
     layers = np.stack([v for k, v in trace.extras.items() if k.startswith("dist.")], axis=1)
     np.testing.assert_allclose(np.sqrt((layers**2).sum(1)), trace.distance, rtol=1e-12)
@@ -189,11 +189,11 @@ RESUME_SCRIPT = textwrap.dedent("""
     import torch
     torch.set_num_threads(1)
     from deep.train import TrainConfig, train
-    cfg = TrainConfig(model="f1", data="mnist5k", batch_size=128, epochs=3.0, checkpoint_every=31,
+    cfg = TrainConfig(model="f1", data="mnist5k", batch_size=500, epochs=3.0, checkpoint_every=8,
                       eval_every="epoch", trace_per_decade=10, device="cpu")
     mode, root = sys.argv[1], sys.argv[2]
     def die(step):
-        if mode == "kill" and step >= 31:
+        if mode == "kill" and step >= 8:
             os.kill(os.getpid(), signal.SIGKILL)  # no clean-up, as a crash or a pre-emption
     train(cfg, root, progress=False, on_checkpoint=die)
 """)
@@ -212,18 +212,13 @@ def test_resume_after_kill_is_bitwise_identical(tmp_path):
     )
     assert killed.returncode == -signal.SIGKILL, killed.stderr
     folder_a = next((tmp_path / "a").iterdir())
-    assert load_checkpoint(folder_a)["step"] == 31 and not (folder_a / "summary.json").exists()
-    done = subprocess.run(
-        [sys.executable, str(script), "resume", str(tmp_path / "a")],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stderr
+    assert load_checkpoint(folder_a)["step"] == 8 and not (folder_a / "summary.json").exists()
     namespace: dict = {}
     exec(compile(RESUME_SCRIPT.split("mode, root")[0], "job", "exec"), namespace)  # same config
-    train(namespace["cfg"], tmp_path / "b", progress=False)  # straight, in this process (1 thread)
+    cfg = namespace["cfg"]
+    resumed = train(cfg, tmp_path / "a", progress=False)  # picks up the dead process's checkpoint
+    assert resumed.summary["resumed_from"] == 8
+    train(cfg, tmp_path / "b", progress=False)  # straight through, for comparison
     folder_b = next((tmp_path / "b").iterdir())
     assert folder_a.name == folder_b.name
     with np.load(folder_a / "records.npz") as ra, np.load(folder_b / "records.npz") as rb:
@@ -234,7 +229,7 @@ def test_resume_after_kill_is_bitwise_identical(tmp_path):
         load_checkpoint(folder_a / CHECKPOINT_FILE),
         load_checkpoint(folder_b / CHECKPOINT_FILE),
     )
-    assert ma["step"] == mb["step"] == 94
+    assert ma["step"] == mb["step"] == 24
     for key in mb["model"]:
         assert torch.equal(ma["model"][key], mb["model"][key]), key
     states = zip(ma["optimizer"]["state"].values(), mb["optimizer"]["state"].values(), strict=True)

@@ -22,7 +22,7 @@ def _interior(ext: np.ndarray, lo: int, hi: int) -> np.ndarray:
     return ext[(ext >= lo) & (ext <= hi)]
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=25, deadline=None)
 @given(st.integers(0, 2**32 - 1), st.floats(0.3, 12.0), st.sampled_from([0.3, 0.5, 0.8]))
 def test_zigzag_equals_literal_decimation(seed, threshold, hurst):
     v = fbm_potential(3001, hurst, 1.0, seed=seed).values
@@ -46,14 +46,26 @@ def test_zigzag_extrema_alternate_with_large_swings(seed, threshold):
     steps = np.diff(vals)
     assert np.all(np.sign(steps[1:]) == -np.sign(steps[:-1]))  # alternation
     assert np.all(np.abs(steps[:-1]) >= threshold)  # all but the pending last swing
-    for a, b in zip(z[:-1], z[1:]):  # the path between two extrema stays between them
-        seg = v[a:b + 1]
+    for a, b in zip(z[:-1], z[1:], strict=True):  # the path between two extrema stays between them
+        seg = v[a : b + 1]
         assert seg.min() == min(v[a], v[b]) and seg.max() == max(v[a], v[b])
 
 
 def test_valley_bottom_on_a_drawn_landscape():
-    knots = [(0, 20), (3, -3), (6, 8), (9, -1), (12, 9), (16, 2), (20, 10), (23, 0), (26, 12), (29, -2), (32, 13)]
-    xs, ys = zip(*knots)
+    knots = [
+        (0, 20),
+        (3, -3),
+        (6, 8),
+        (9, -1),
+        (12, 9),
+        (16, 2),
+        (20, 10),
+        (23, 0),
+        (26, 12),
+        (29, -2),
+        (32, 13),
+    ]
+    xs, ys = zip(*knots, strict=True)
     v = np.interp(np.arange(33), xs, ys)
     disp, ok = valley_bottom(v, 14, [1.0, 7.5, 9.5])
     # Gamma = 1: the valley [12, 20] around the start 14, bottom 16.
@@ -76,9 +88,13 @@ def test_brownian_window_extension_extends_the_same_landscape():
     np.testing.assert_array_equal(again.positions, wide.positions)
 
 
+GAMMAS = [6.91, 8.5, 10.0, 12.0, 14.0, 16.0, 18.42, 25.0, 30.0, 38.0, 45.0, 55.0, GAMMA_1E30]
+
+
 @pytest.fixture(scope="module")
 def sinai_1e30() -> CoarseResult:
-    return coarse_walk(1000, [10.0, 30.0, GAMMA_1E30], seed=2024)
+    # 1,000 environments, t from 1e3 to 1e30; the nested passes make the extra times free
+    return coarse_walk(1000, GAMMAS, seed=2024)
 
 
 def test_kesten_law_at_t_1e30(sinai_1e30):
@@ -86,49 +102,80 @@ def test_kesten_law_at_t_1e30(sinai_1e30):
     n = b.size
     ks = stats.kstest(b, theory.kesten.cdf)
     assert ks.statistic < 1.63 / math.sqrt(n)  # 1% critical value of the KS statistic
-    # moments: sampling error plus the O(1/Gamma) correction (about 1.5/Gamma for E|b|)
+    # moments: sampling error plus the O(1/Gamma) correction of the lattice renormalisation,
+    # measured as about 3/Gamma for E|b| and 9/Gamma for E b^2 (6,000 environments)
     se1 = np.std(np.abs(b), ddof=1) / math.sqrt(n)
     se2 = np.std(b**2, ddof=1) / math.sqrt(n)
-    assert abs(np.mean(np.abs(b)) - 5 / 6) < 3 * se1 + 1.5 / GAMMA_1E30
-    assert abs(np.mean(b**2) - 61 / 45) < 3 * se2 + 6.0 / GAMMA_1E30
+    assert abs(np.mean(np.abs(b)) - 5 / 6) < 3 * se1 + 3.5 / GAMMA_1E30
+    assert abs(np.mean(b**2) - 61 / 45) < 3 * se2 + 10.0 / GAMMA_1E30
     assert np.mean(b > 0) == pytest.approx(0.5, abs=3 * 0.5 / math.sqrt(n))  # symmetric law
 
 
 def test_moments_move_toward_kesten_as_t_grows(sinai_1e30):
     b = sinai_1e30.scaled()
     n = b.shape[0]
+    i10 = GAMMAS.index(10.0)
     for moment, target in ((np.abs(b), 5 / 6), (b**2, 61 / 45)):
         means = moment.mean(axis=0)
         # same environments at every Gamma: the differences are measured precisely
-        diff = moment[:, 0] - moment[:, -1]
+        diff = moment[:, i10] - moment[:, -1]
         se = np.std(diff, ddof=1) / math.sqrt(n)
-        assert diff.mean() > 3 * se  # Gamma = 10 overshoots the limit law...
-        assert abs(means[-1] - target) < abs(means[0] - target)  # ...and t = 1e30 is closer
+        assert diff.mean() > 3 * se  # t = e^10 overshoots the limit law...
+        assert abs(means[-1] - target) < abs(means[i10] - target)  # ...and t = 1e30 is closer
 
 
-def test_polylog_exponent_approaches_two():
-    gammas = np.round(np.geomspace(6.9, 200.0, 30), 2)
-    res = coarse_walk(300, gammas, seed=8)
-    early = res.exponent_interval(6.9, 18.5, n_boot=40)  # t in [1e3, 1e8]
-    late = res.exponent_interval(69.0, 200.0, n_boot=40)  # t in [1e30, 1e87]
-    # E|x| = (5/6) Gamma^2 + O(Gamma): the fitted exponent rises toward 2 from below
+def test_polylog_exponent_is_two_over_a_wide_window_and_approaches_it(sinai_1e30):
+    res = sinai_1e30
+    # the shared metrics' a + b (log t)^k over t in [1e3, 1e30]
+    wide = res.exponent_interval(n_boot=40)
+    assert abs(wide.k - 2.0) < 0.2 and wide.ci[0] < 2.0 < wide.ci[1]
+    # E|x| = (5/6) Gamma^2 (1 + O(1/Gamma)): the pure power b (log t)^k fitted over
+    # [1e3, 1e8] is held below 2 by the correction, over [e^25, 1e30] it is close to 2
+    early = res.exponent_interval(6.9, 18.5, offset=False, n_boot=40)
+    late = res.exponent_interval(25.0, 69.1, offset=False, n_boot=40)
+    assert early.ci[1] < 2.0
     assert early.k < late.k
-    assert late.ci[0] - 0.05 < 2.0 < late.ci[1] + 0.05
-    fit = res.polylog_exponent()
-    assert fit.law == "power_offset" and 1.8 < fit.params["nu"] < 2.1
+    assert late.ci[0] < 2.0 < late.ci[1]
+
+
+def test_fbm_exponent_follows_one_over_hurst():
+    # E|x| ~ (log t)^(1/H): by self-similarity of fBm exact once (Gamma/sigma)^(1/H) >> 1 site;
+    # at finite Gamma the lattice and the O(1/Gamma) corrections hold the exponent below 1/H
+    ks = {}
+    for hurst, g_max in ((0.3, 10.0), (0.5, 30.0), (0.7, 30.0), (0.9, 30.0)):
+        gammas = np.round(np.geomspace(3.0, g_max, 12), 2)
+        res = coarse_walk(120, gammas, kind="fbm", hurst=hurst, seed=31)
+        assert res.n_extended <= 3
+        ks[hurst] = res.exponent_interval(5.0, offset=False, statistic="mean_abs", n_boot=30)
+    k = [ks[h].k for h in (0.3, 0.5, 0.7, 0.9)]
+    assert k[0] > k[1] > k[2] > k[3]  # the exponent falls with H...
+    assert ks[0.9].ci[0] < 1 / 0.9 < ks[0.9].ci[1] and ks[0.9].k < 1.4  # ...toward the seed's 1
+    for h, est in ks.items():
+        assert est.ci[0] < 1 / h  # approached from below
+        assert est.k > 0.7 / h
 
 
 def test_log_time_trace_is_the_polylog_law():
     # the log-time axis turns a + b (log t)^k into the power_offset law with the same k
     gammas = np.arange(3.0, 60.0, 0.5)
     k = 1.7
-    fake = CoarseResult(gammas, np.round(np.outer([1, -1], 3.0 * gammas**k)).astype(np.int64), "fbm",
-                        1 / k, 1.0, 1.0, np.array([10, 10]), 0)
+    fake = CoarseResult(
+        gammas,
+        np.round(np.outer([1, -1], 3.0 * gammas**k)).astype(np.int64),
+        "fbm",
+        1 / k,
+        1.0,
+        1.0,
+        np.array([10, 10]),
+        0,
+    )
     fit = fake.polylog_exponent()
     assert fit.params["nu"] == pytest.approx(k, abs=2e-3)
     trace = fake.log_time_trace()
     np.testing.assert_allclose(trace.extras["gamma"], gammas)
-    np.testing.assert_allclose(trace.distance, np.sqrt(np.mean(fake.positions.astype(float) ** 2, axis=0)))
+    np.testing.assert_allclose(
+        trace.distance, np.sqrt(np.mean(fake.positions.astype(float) ** 2, axis=0))
+    )
 
 
 @pytest.mark.parametrize(
@@ -142,6 +189,7 @@ def test_log_time_trace_is_the_polylog_law():
         ({"gammas": [5.0, 3.0]}, "increasing"),
         ({"gammas": [-1.0]}, "gammas"),
         ({"n_envs": 0}, "n_envs"),
+        ({"n_envs": 2000, "kind": "fbm", "hurst": 0.3, "gammas": [69.0]}, "lower t_max"),
     ],
 )
 def test_bad_input(kwargs, match):

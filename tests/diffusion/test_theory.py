@@ -17,7 +17,7 @@ from diffusion import theory
 chains = st.tuples(
     st.integers(2, 40),  # N
     st.integers(0, 2**32 - 1),  # seed
-    st.floats(0.2, 5.0),  # temperature
+    st.floats(0.75, 5.0),  # temperature: disorder/T <= 4 keeps the reference solve accurate
     st.floats(0.0, 3.0),  # disorder amplitude
 )
 
@@ -48,7 +48,8 @@ def test_mfpt_sum_equals_linear_system(args):
     n = right.size - 1
     # E T_i solves Q T = -1 on the transient sites 0..N-1 with T_N = 0
     exact = linalg.solve(q[:n, :n], -np.ones(n))
-    np.testing.assert_allclose(theory.mfpt(right, left), exact, rtol=1e-9)
+    rtol = max(1e-9, 100 * np.finfo(float).eps * np.linalg.cond(q[:n, :n]))
+    np.testing.assert_allclose(theory.mfpt(right, left), exact, rtol=rtol)
 
 
 @settings(max_examples=60, deadline=None)
@@ -59,8 +60,15 @@ def test_splitting_probability_equals_linear_system(args):
     n = right.size - 1
     inner = q[1:n, 1:n]
     rhs = -q[1:n, n].toarray().ravel()  # P_N = 1, P_0 = 0
-    exact = np.concatenate([[0.0], np.atleast_1d(splinalg.spsolve(inner.tocsc(), rhs)) if n > 1 else [], [1.0]])
-    np.testing.assert_allclose(theory.splitting_probability(right, left), exact, rtol=1e-8, atol=1e-12)
+    exact = np.concatenate(
+        [[0.0], np.atleast_1d(splinalg.spsolve(inner.tocsc(), rhs)) if n > 1 else [], [1.0]]
+    )
+    # the linear solve loses digits as the rates spread (exp(amplitude/T)): bound by cond(Q)
+    cond = np.linalg.cond(inner.toarray()) if n > 1 else 1.0
+    rtol = max(1e-9, 100 * np.finfo(float).eps * cond)
+    np.testing.assert_allclose(
+        theory.splitting_probability(right, left), exact, rtol=rtol, atol=1e-12
+    )
 
 
 def test_log_mfpt_holds_huge_barriers_and_arrhenius_slope():
@@ -73,7 +81,7 @@ def test_log_mfpt_holds_huge_barriers_and_arrhenius_slope():
         u = np.concatenate([np.linspace(0, b, 11), np.linspace(b, 0, 11)[1:]])
         right, left = theory.metropolis_rates(u, 1.0)
         logs.append(theory.log_mfpt(right, left)[0])
-    # independent: the linear system solved in 400-digit arithmetic (the rates span e^-400) for the largest barrier
+    # independent: the linear system in 400-digit arithmetic (rates span e^-400), largest barrier
     mpmath.mp.dps = 400
     n = right.size - 1
     uq = [mpmath.mpf(float(x)) for x in u]
@@ -92,7 +100,9 @@ def test_log_mfpt_holds_huge_barriers_and_arrhenius_slope():
     slopes = np.diff(logs) / np.diff(heights)
     np.testing.assert_allclose(slopes, 1.0, atol=2 * math.exp(-5.0) / 10)
     attempt = math.exp(-(logs[-1] - heights[-1]))
-    assert theory.arrhenius_time(heights[-1], 1.0, attempt) == pytest.approx(math.exp(logs[-1] - 400) * math.exp(400), rel=1e-9)
+    assert theory.arrhenius_time(heights[-1], 1.0, attempt) == pytest.approx(
+        math.exp(logs[-1] - 400) * math.exp(400), rel=1e-9
+    )
 
 
 def test_free_walk_mfpt_is_n_squared():
@@ -121,7 +131,9 @@ def _tilted_diffusion(right, left, s=1e-3):
 def test_effective_diffusion_equals_tilted_generator(n, seed, temperature, amp):
     u = amp * np.random.default_rng(seed).uniform(size=n)
     right, left = theory.metropolis_rates(u, temperature)
-    assert theory.effective_diffusion(u, temperature) == pytest.approx(_tilted_diffusion(right, left), rel=1e-4)
+    assert theory.effective_diffusion(u, temperature) == pytest.approx(
+        _tilted_diffusion(right, left), rel=1e-4
+    )
 
 
 def test_effective_diffusion_free_and_refuses_drift():
@@ -170,13 +182,17 @@ def test_kesten_moments_from_brownian_exit_time_sympy():
 
 def test_kesten_series_and_images_agree_and_cdf_is_integral_of_pdf():
     x = np.linspace(0.05, 1.5, 40)
-    np.testing.assert_allclose(theory._exit_survival_series(x), theory._exit_survival_images(x), rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(
+        theory._exit_survival_series(x), theory._exit_survival_images(x), rtol=1e-12, atol=1e-14
+    )
     b = np.linspace(-4, 4, 81)
     numeric = np.array([integrate.quad(theory.kesten_pdf, -np.inf, v, limit=200)[0] for v in b])
     np.testing.assert_allclose(theory.kesten_cdf(b), numeric, atol=1e-9)
     assert theory.kesten.cdf(0.0) == pytest.approx(0.5)
     assert theory.kesten_pdf(0.0) == pytest.approx(0.5, abs=1e-12)  # (2/pi) * pi/4
-    np.testing.assert_allclose(theory.kesten_abs_cdf(np.abs(b)), 2 * theory.kesten_cdf(np.abs(b)) - 1, atol=1e-14)
+    np.testing.assert_allclose(
+        theory.kesten_abs_cdf(np.abs(b)), 2 * theory.kesten_cdf(np.abs(b)) - 1, atol=1e-14
+    )
 
 
 def test_kesten_usable_by_kstest():
@@ -198,19 +214,31 @@ def test_scaling_laws():
     t = np.array([1e3, 1e10, 1e30])
     np.testing.assert_allclose(theory.sinai_scale(t, 0.5), np.log(t) ** 2 / 0.25)
     # fBm at H = 1/2 is Sinai with sigma -> sigma/T
-    np.testing.assert_allclose(theory.fbm_scale(t, 0.5, sigma=2.0, temperature=4.0), theory.sinai_scale(t, 0.5))
-    np.testing.assert_allclose(theory.barrier_growth_distance(t, 1.0), np.log(t))  # the seed's log t
+    np.testing.assert_allclose(
+        theory.fbm_scale(t, 0.5, sigma=2.0, temperature=4.0), theory.sinai_scale(t, 0.5)
+    )
+    np.testing.assert_allclose(
+        theory.barrier_growth_distance(t, 1.0), np.log(t)
+    )  # the seed's log t
     np.testing.assert_allclose(theory.fbm_scale(t, 0.25), np.log(t) ** 4)
 
 
 # ----------------------------------------------------------------------------- Kramers
 def _langevin_mfpt(u, a, b, temperature):
-    """Exact MFPT a -> b of dx = -U'dt + sqrt(2T) dW, reflecting far left: (1/T) int e^{U/T} int e^{-U/T}."""
+    """Exact MFPT a -> b of dx = -U'dt + sqrt(2T) dW (reflecting far left).
+
+    T = (1/T) int_a^b dy e^{U(y)/T} int_{-inf}^y dz e^{-U(z)/T}.
+    """
 
     def inner(y):
         return integrate.quad(lambda z: math.exp(-u(z) / temperature), -3.0, y, limit=200)[0]
 
-    return integrate.quad(lambda y: math.exp(u(y) / temperature) * inner(y), a, b, limit=200, points=[0.0])[0] / temperature
+    return (
+        integrate.quad(
+            lambda y: math.exp(u(y) / temperature) * inner(y), a, b, limit=200, points=[0.0]
+        )[0]
+        / temperature
+    )
 
 
 @pytest.mark.parametrize("barrier_over_t", [6.0, 12.0])

@@ -242,3 +242,5 @@ def test_bad_environments_are_refused():
         simulate_rwre([0.5, 1.5, 0.5], 2, 4)
     with pytest.raises(TypeError, match="potential"):
         simulate_walkers("flat", 1.0, 2, 4)
+    with pytest.raises(ValueError, match="wall"):
+        simulate_walkers(Potential([0.0, 0.0, np.inf, 0.0], origin=1), 1.0, 2, 4, start=[1])

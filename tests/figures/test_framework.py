@@ -109,11 +109,14 @@ def test_runner_keeps_going_past_a_failure_and_reports_it(tmp_path, monkeypatch)
     lines: list[str] = []
     registry.set_progress(lines.append)
     try:
-        results, failures = build_figures(["fake"], profile="tiny", runs=tmp_path / "r", out=tmp_path / "o",
-                                          keep_going=True)
+        results, failures = build_figures(
+            ["fake"], profile="tiny", runs=tmp_path / "r", out=tmp_path / "o", keep_going=True
+        )
         assert results == [] and [f.name for f in failures] == ["fake"]
         assert "first call fails" in failures[0].traceback
-        results, failures = build_figures(["fake"], profile="tiny", runs=tmp_path / "r", out=tmp_path / "o")
+        results, failures = build_figures(
+            ["fake"], profile="tiny", runs=tmp_path / "r", out=tmp_path / "o"
+        )
     finally:
         registry.set_progress(None)
     assert failures == [] and results[0].png == tmp_path / "o" / "fake.png"
