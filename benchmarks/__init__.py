@@ -71,21 +71,30 @@ class BenchResult:
     benchmark: Benchmark
 
 
-def _median_time(fn: Callable[[Any], Any], state: Any, repeats: int) -> float:
-    fn(state)  # warm-up (JIT compilation, caches)
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn(state)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+def _timed(fn: Callable[[Any], Any], state: Any) -> float:
+    start = time.perf_counter()
+    fn(state)
+    return time.perf_counter() - start
 
 
 def run_benchmark(bench: Benchmark) -> BenchResult:
-    """Time ``ours`` and ``baseline`` in this process, alternating sides across repeats."""
+    """Time ``ours`` and ``baseline`` in this process, alternating sides across repeats.
+
+    Each side gets one untimed warm-up call (JIT compilation, caches); then the repeats
+    alternate ours, baseline, ours, ... so that a change in machine load during the run
+    biases both sides alike. The medians are reported.
+    """
     state = bench.setup()
-    ours = _median_time(bench.ours, state, bench.repeats)
-    base = _median_time(bench.baseline, state, bench.repeats) if bench.baseline else None
+    bench.ours(state)
+    if bench.baseline is not None:
+        bench.baseline(state)
+    ours_times, base_times = [], []
+    for _ in range(bench.repeats):
+        ours_times.append(_timed(bench.ours, state))
+        if bench.baseline is not None:
+            base_times.append(_timed(bench.baseline, state))
+    ours = statistics.median(ours_times)
+    base = statistics.median(base_times) if base_times else None
     speedup = base / ours if base is not None else None
     met = None
     if bench.min_speedup is not None and speedup is not None:
@@ -110,7 +119,8 @@ def format_result(r: BenchResult) -> str:
     base = _rate(r.baseline_s, r.benchmark) if r.baseline_s is not None else "-"
     ratio = f"{r.speedup:7.2f}x" if r.speedup is not None else "      -"
     verdict = {True: "met", False: "NOT met", None: ""}[r.met]
-    return f"{r.name:<34} {_rate(r.ours_s, r.benchmark):>20} {base:>20} {ratio}  goal {r.benchmark.goal}  {verdict}"
+    ours = _rate(r.ours_s, r.benchmark)
+    return f"{r.name:<34} {ours:>20} {base:>20} {ratio}  goal {r.benchmark.goal}  {verdict}"
 
 
 def discover() -> dict[str, Benchmark]:

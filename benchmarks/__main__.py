@@ -11,9 +11,13 @@ from benchmarks import discover, format_result, run_benchmark
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks",
-        description="Time our implementations against their baselines in one run and print the ratios.",
+        description="Time ours against each baseline in one run and print the ratios.",
     )
-    parser.add_argument("names", nargs="*", help="benchmarks to run (a name or a prefix such as 'diffusion'); all if omitted")
+    parser.add_argument(
+        "names",
+        nargs="*",
+        help="benchmarks to run (a name or a prefix such as 'diffusion'); all if omitted",
+    )
     parser.add_argument("--list", action="store_true", help="list the benchmarks and exit")
     args = parser.parse_args(argv)
     available = discover()
@@ -21,7 +25,11 @@ def main(argv: list[str] | None = None) -> int:
         for name, bench in available.items():
             print(f"{name:<34} goal {bench.goal}")
         return 0
-    chosen = [n for n in available if not args.names or any(n == p or n.startswith(p + ".") for p in args.names)]
+    chosen = [
+        n
+        for n in available
+        if not args.names or any(n == p or n.startswith(p + ".") for p in args.names)
+    ]
     unknown = [p for p in args.names if not any(n == p or n.startswith(p + ".") for n in available)]
     if unknown:
         parser.error(f"unknown benchmark(s) {unknown}; available: {sorted(available)}")

@@ -1,1 +1,4 @@
-"""The large-batch experiments: models, ghost batch norm, regimes and a distance-recording trainer."""
+"""The large-batch experiments.
+
+Models, ghost batch norm, regimes and a trainer that records the distance travelled.
+"""

@@ -20,9 +20,8 @@ residual sums of squares, and hence AIC/BIC, are directly comparable.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 from scipy import optimize, stats
@@ -47,7 +46,9 @@ def _as_1d_finite(name: str, values: object, dtype: type = float) -> np.ndarray:
     try:
         arr = np.asarray(values, dtype=dtype)
     except (TypeError, ValueError) as exc:
-        raise TypeError(f"{name} must be array-like of numbers, got {type(values).__name__}") from exc
+        raise TypeError(
+            f"{name} must be array-like of numbers, got {type(values).__name__}"
+        ) from exc
     if arr.ndim != 1:
         raise ValueError(f"{name} must be one-dimensional, got shape {arr.shape}")
     if arr.size == 0:
@@ -93,7 +94,9 @@ class Trace:
             raise ValueError(f"t must be non-negative, found {t.min()}")
         if t.size > 1 and np.any(np.diff(t) <= 0):
             i = int(np.argmax(np.diff(t) <= 0))
-            raise ValueError(f"t must be strictly increasing, found t[{i}]={t[i]} >= t[{i + 1}]={t[i + 1]}")
+            raise ValueError(
+                f"t must be strictly increasing, found t[{i}]={t[i]} >= t[{i + 1}]={t[i + 1]}"
+            )
         d = _as_1d_finite("distance", self.distance)
         if d.shape != t.shape:
             raise ValueError(f"distance has length {d.size} but t has length {t.size}")
@@ -103,7 +106,10 @@ class Trace:
                 raise TypeError(f"extras keys must be non-empty strings, got {key!r}")
             arr = np.asarray(value)
             if arr.ndim == 0 or arr.shape[0] != t.size:
-                raise ValueError(f"extras[{key!r}] has shape {arr.shape}; its first axis must have length {t.size}")
+                raise ValueError(
+                    f"extras[{key!r}] has shape {arr.shape}; "
+                    f"its first axis must have length {t.size}"
+                )
             extras[key] = arr
         object.__setattr__(self, "t", t)
         object.__setattr__(self, "distance", d)
@@ -120,11 +126,16 @@ class Trace:
         if t_max is not None:
             mask &= self.t <= t_max
         if not mask.any():
-            raise ValueError(f"window [{t_min}, {t_max}] holds no point of a trace spanning [{self.t[0]}, {self.t[-1]}]")
-        return Trace(self.t[mask], self.distance[mask], {k: v[mask] for k, v in self.extras.items()})
+            raise ValueError(
+                f"window [{t_min}, {t_max}] holds no point of a trace "
+                f"spanning [{self.t[0]}, {self.t[-1]}]"
+            )
+        return Trace(
+            self.t[mask], self.distance[mask], {k: v[mask] for k, v in self.extras.items()}
+        )
 
     def to_arrays(self, prefix: str = "") -> dict[str, np.ndarray]:
-        """Flatten to a dict of arrays (``t``, ``distance``, ``extra.<name>``) for ``.npz`` files."""
+        """Flatten to arrays ``t``, ``distance``, ``extra.<name>`` (for ``.npz`` files)."""
         out = {f"{prefix}t": self.t, f"{prefix}distance": self.distance}
         for key, value in self.extras.items():
             out[f"{prefix}extra.{key}"] = value
@@ -134,10 +145,14 @@ class Trace:
     def from_arrays(cls, arrays: Mapping[str, np.ndarray], prefix: str = "") -> Trace:
         """Inverse of :meth:`to_arrays`."""
         if f"{prefix}t" not in arrays or f"{prefix}distance" not in arrays:
-            raise KeyError(f"arrays hold no trace with prefix {prefix!r}: keys are {sorted(arrays)}")
+            raise KeyError(
+                f"arrays hold no trace with prefix {prefix!r}: keys are {sorted(arrays)}"
+            )
         start = f"{prefix}extra."
-        extras = {k[len(start):]: np.asarray(v) for k, v in arrays.items() if k.startswith(start)}
-        return cls(np.asarray(arrays[f"{prefix}t"]), np.asarray(arrays[f"{prefix}distance"]), extras)
+        extras = {k[len(start) :]: np.asarray(v) for k, v in arrays.items() if k.startswith(start)}
+        return cls(
+            np.asarray(arrays[f"{prefix}t"]), np.asarray(arrays[f"{prefix}distance"]), extras
+        )
 
 
 # ----------------------------------------------------------------------------- schedules
@@ -159,7 +174,11 @@ def log_schedule(t_max: float, per_decade: int = 10, start: int = 1) -> np.ndarr
     numpy.ndarray of int64
         Strictly increasing, ``out[0] == start`` and ``out[-1] == floor(t_max)``.
     """
-    if isinstance(per_decade, bool) or not isinstance(per_decade, (int, np.integer)) or per_decade < 1:
+    if (
+        isinstance(per_decade, bool)
+        or not isinstance(per_decade, (int, np.integer))
+        or per_decade < 1
+    ):
         raise ValueError(f"per_decade must be a positive integer, got {per_decade!r}")
     if start not in (0, 1):
         raise ValueError(f"start must be 0 or 1, got {start!r}")
@@ -256,9 +275,15 @@ class LawFit:
     def as_dict(self) -> dict:
         """JSON-able view."""
         return {
-            "law": self.law, "formula": self.formula, "params": dict(self.params),
-            "stderr": dict(self.stderr), "rss": self.rss, "n": self.n, "aic": self.aic,
-            "bic": self.bic, "t_range": list(self.t_range),
+            "law": self.law,
+            "formula": self.formula,
+            "params": dict(self.params),
+            "stderr": dict(self.stderr),
+            "rss": self.rss,
+            "n": self.n,
+            "aic": self.aic,
+            "bic": self.bic,
+            "t_range": list(self.t_range),
         }
 
     def __str__(self) -> str:
@@ -298,8 +323,10 @@ class GrowthFit:
     def as_dict(self) -> dict:
         """JSON-able view."""
         return {
-            "best": self.best.law, "criterion": self.criterion,
-            "fits": {k: v.as_dict() for k, v in self.fits.items()}, "failed": dict(self.failed),
+            "best": self.best.law,
+            "criterion": self.criterion,
+            "fits": {k: v.as_dict() for k, v in self.fits.items()},
+            "failed": dict(self.failed),
         }
 
     def table(self) -> str:
@@ -310,13 +337,17 @@ class GrowthFit:
         return "\n".join(lines)
 
 
-def _coerce_trace(trace: Trace | tuple, t_min: float | None, t_max: float | None) -> tuple[np.ndarray, np.ndarray]:
+def _coerce_trace(
+    trace: Trace | tuple, t_min: float | None, t_max: float | None
+) -> tuple[np.ndarray, np.ndarray]:
     if isinstance(trace, Trace):
         tr = trace
     elif isinstance(trace, tuple) and len(trace) == 2:
         tr = Trace(*trace)
     else:
-        raise TypeError(f"trace must be a Trace or a (t, distance) tuple, got {type(trace).__name__}")
+        raise TypeError(
+            f"trace must be a Trace or a (t, distance) tuple, got {type(trace).__name__}"
+        )
     if t_min is not None or t_max is not None:
         tr = tr.window(t_min, t_max)
     t = tr.t.astype(float)
@@ -343,7 +374,9 @@ def _linear_fit(columns: list[np.ndarray], d: np.ndarray) -> tuple[np.ndarray, n
     return coef, np.sqrt(np.clip(np.diag(cov), 0, None)), rss
 
 
-def _nonlinear_fit(law: _Law, t: np.ndarray, d: np.ndarray, p0: Sequence[float], bounds) -> tuple[np.ndarray, np.ndarray, float]:
+def _nonlinear_fit(
+    law: _Law, t: np.ndarray, d: np.ndarray, p0: Sequence[float], bounds
+) -> tuple[np.ndarray, np.ndarray, float]:
     func = law.func
 
     def resid(p: np.ndarray) -> np.ndarray:
@@ -351,8 +384,17 @@ def _nonlinear_fit(law: _Law, t: np.ndarray, d: np.ndarray, p0: Sequence[float],
             r = func(t, *p) - d
         return np.where(np.isfinite(r), r, 1e150)
 
-    sol = optimize.least_squares(resid, np.asarray(p0, float), bounds=bounds, method="trf", x_scale="jac",
-                                 xtol=1e-12, ftol=1e-12, gtol=1e-12, max_nfev=5000)
+    sol = optimize.least_squares(
+        resid,
+        np.asarray(p0, float),
+        bounds=bounds,
+        method="trf",
+        x_scale="jac",
+        xtol=1e-12,
+        ftol=1e-12,
+        gtol=1e-12,
+        max_nfev=5000,
+    )
     rss = float(sol.fun @ sol.fun)
     dof = max(d.size - len(p0), 1)
     jac = sol.jac
@@ -360,7 +402,9 @@ def _nonlinear_fit(law: _Law, t: np.ndarray, d: np.ndarray, p0: Sequence[float],
     return sol.x, np.sqrt(np.clip(np.diag(cov), 0, None)), rss
 
 
-def fit_law(trace: Trace | tuple, law: str, *, t_min: float | None = None, t_max: float | None = None) -> LawFit:
+def fit_law(
+    trace: Trace | tuple, law: str, *, t_min: float | None = None, t_max: float | None = None
+) -> LawFit:
     """Fit one growth law to a trace by least squares on the distance.
 
     Parameters
@@ -382,7 +426,10 @@ def fit_law(trace: Trace | tuple, law: str, *, t_min: float | None = None, t_max
     spec = LAWS[law]
     n_par = len(spec.params)
     if t.size < n_par + 1:
-        raise ValueError(f"trace has {t.size} points with t >= 1 in the window; law {law!r} needs at least {n_par + 1}")
+        raise ValueError(
+            f"trace has {t.size} points with t >= 1 in the window; "
+            f"law {law!r} needs at least {n_par + 1}"
+        )
     logt = np.log(t)
     if law == "log":
         coef, err, rss = _linear_fit([np.ones_like(t), logt], d)
@@ -395,7 +442,9 @@ def fit_law(trace: Trace | tuple, law: str, *, t_min: float | None = None, t_max
             if best is None or r < best[0]:
                 best = (r, c[0], c[1], k)
         _, a0, b0, k0 = best
-        coef, err, rss = _nonlinear_fit(spec, t, d, (a0, b0, k0), ([-np.inf, -np.inf, 1e-3], [np.inf, np.inf, 50.0]))
+        coef, err, rss = _nonlinear_fit(
+            spec, t, d, (a0, b0, k0), ([-np.inf, -np.inf, 1e-3], [np.inf, np.inf, 50.0])
+        )
     elif law == "power":
         pos = d > 0
         if pos.sum() >= 2 and np.ptp(logt[pos]) > 0:
@@ -411,13 +460,20 @@ def fit_law(trace: Trace | tuple, law: str, *, t_min: float | None = None, t_max
             if best is None or r < best[0]:
                 best = (r, c[0], c[1], nu)
         _, a0, b0, nu0 = best
-        coef, err, rss = _nonlinear_fit(spec, t, d, (a0, b0, nu0), ([-np.inf, -np.inf, -20.0], [np.inf, np.inf, 20.0]))
+        coef, err, rss = _nonlinear_fit(
+            spec, t, d, (a0, b0, nu0), ([-np.inf, -np.inf, -20.0], [np.inf, np.inf, 20.0])
+        )
     aic, bic = _criteria(rss, t.size, n_par)
     return LawFit(
-        law=law, formula=spec.formula,
-        params={k: float(v) for k, v in zip(spec.params, coef)},
-        stderr={k: float(v) for k, v in zip(spec.params, err)},
-        rss=rss, n=int(t.size), aic=aic, bic=bic, t_range=(int(t[0]), int(t[-1])),
+        law=law,
+        formula=spec.formula,
+        params={k: float(v) for k, v in zip(spec.params, coef, strict=True)},
+        stderr={k: float(v) for k, v in zip(spec.params, err, strict=True)},
+        rss=rss,
+        n=int(t.size),
+        aic=aic,
+        bic=bic,
+        t_range=(int(t[0]), int(t[-1])),
     )
 
 
@@ -538,9 +594,13 @@ class GammaEstimate:
     def as_dict(self) -> dict:
         """JSON-able view."""
         return {
-            "gamma": self.gamma, "gamma_stderr": self.gamma_stderr, "ci": list(self.ci),
-            "prefactor": self.prefactor, "level": self.level,
-            "bin_distance": self.bin_distance.tolist(), "bin_spread": self.bin_spread.tolist(),
+            "gamma": self.gamma,
+            "gamma_stderr": self.gamma_stderr,
+            "ci": list(self.ci),
+            "prefactor": self.prefactor,
+            "level": self.level,
+            "bin_distance": self.bin_distance.tolist(),
+            "bin_spread": self.bin_spread.tolist(),
             "bin_count": self.bin_count.tolist(),
         }
 
@@ -612,7 +672,10 @@ def estimate_gamma(
         ys.append(spread)
         ns.append(m)
     if len(xs) < 3:
-        raise ValueError(f"only {len(xs)} distance bins hold >= {min_count} pairs; need 3 (pass more pairs or fewer bins)")
+        raise ValueError(
+            f"only {len(xs)} distance bins hold >= {min_count} pairs; "
+            "need 3 (pass more pairs or fewer bins)"
+        )
     x, y, w = np.log(xs), np.log(ys), 2.0 * (np.asarray(ns) - 1.0)
     design = np.column_stack([np.ones_like(x), x])
     wd = design * np.sqrt(w)[:, None]
@@ -625,7 +688,12 @@ def estimate_gamma(
     se = float(math.sqrt(cov[1, 1]))
     q = float(stats.t.ppf(0.5 + level / 2, max(dof, 1)))
     return GammaEstimate(
-        gamma=float(coef[1]), gamma_stderr=se, ci=(float(coef[1] - q * se), float(coef[1] + q * se)),
-        prefactor=float(math.exp(coef[0])), bin_distance=np.asarray(xs), bin_spread=np.asarray(ys),
-        bin_count=np.asarray(ns), level=level,
+        gamma=float(coef[1]),
+        gamma_stderr=se,
+        ci=(float(coef[1] - q * se), float(coef[1] + q * se)),
+        prefactor=float(math.exp(coef[0])),
+        bin_distance=np.asarray(xs),
+        bin_spread=np.asarray(ys),
+        bin_count=np.asarray(ns),
+        level=level,
     )

@@ -95,7 +95,9 @@ def to_jsonable(value: Any, _name: str = "value") -> Any:
     if isinstance(value, (list, tuple)):
         return [to_jsonable(v, f"{_name}[{i}]") for i, v in enumerate(value)]
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return to_jsonable({f.name: getattr(value, f.name) for f in dataclasses.fields(value)}, _name)
+        return to_jsonable(
+            {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}, _name
+        )
     raise TypeError(f"{_name} has type {type(value).__name__}, which has no JSON form")
 
 
@@ -110,7 +112,7 @@ def config_to_dict(config: Any) -> dict:
     """
     if not dataclasses.is_dataclass(config) or isinstance(config, type):
         raise TypeError(f"config must be a dataclass instance, got {type(config).__name__}")
-    if not getattr(type(config), "__dataclass_params__").frozen:
+    if not type(config).__dataclass_params__.frozen:
         raise TypeError(f"config must be a frozen dataclass, {type(config).__name__} is not frozen")
     fields = {f.name: getattr(config, f.name) for f in dataclasses.fields(config)}
     return to_jsonable(fields, f"config.{type(config).__name__}")
@@ -231,8 +233,12 @@ def save_run(
     if not isinstance(summary, Mapping):
         raise TypeError(f"summary must be a mapping, got {type(summary).__name__}")
     path = run_dir(root, config)
-    meta = {"kind": type(config).__name__, "hash": config_hash(config), "version": package_version(),
-            "seed": cfg.get("seed")}
+    meta = {
+        "kind": type(config).__name__,
+        "hash": config_hash(config),
+        "version": package_version(),
+        "seed": cfg.get("seed"),
+    }
     summary_json = to_jsonable(dict(summary), "summary")
     # an older summary would make a half-rewritten folder look finished: remove it first
     try:
@@ -269,7 +275,9 @@ def load_run(path: str | os.PathLike) -> Run:
     if not isinstance(cfg_doc, dict) or "config" not in cfg_doc or "meta" not in cfg_doc:
         raise IncompleteRunError(f"{path / CONFIG_FILE} is not a run config")
     if not isinstance(sum_doc, dict) or sum_doc.get("hash") != cfg_doc["meta"].get("hash"):
-        raise IncompleteRunError(f"run folder {str(path)!r}: summary.json does not belong to config.json")
+        raise IncompleteRunError(
+            f"run folder {str(path)!r}: summary.json does not belong to config.json"
+        )
     return Run(path, cfg_doc["config"], cfg_doc["meta"], records, sum_doc["summary"])
 
 

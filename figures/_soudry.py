@@ -86,11 +86,13 @@ def draw(runs: Mapping[str, Run], *, title: str):
     fits : dict of str to GrowthFit
         Growth-law fits of ``||w(t)||`` (``<label>.norm``) from the shared metrics.
     """
-    fig, ax = style.new_mosaic([["A", "B", "C"], ["A", "D", "E"]], width="page", height=3.9)
+    fig, ax = style.new_mosaic([["A", "B", "C"], ["A", "D", "E"]], width="page", height=4.3)
     first = next(iter(runs.values()))
     X, y, w_hat = first.records["data.X"], first.records["data.y"], first.records["svm.w"]
     arrays: dict[str, np.ndarray] = {"data.X": X, "data.y": y, "svm.w": w_hat}
     fits: dict[str, GrowthFit] = {}
+
+    predictions = {label: prediction_of(run) for label, run in runs.items()}
 
     # (A) data and separators
     a = ax["A"]
@@ -124,10 +126,25 @@ def draw(runs: Mapping[str, Run], *, title: str):
             ls="--",
             label=f"{label}, $t=10^{{{np.log10(run.records['t'][-1]):.0f}}}$",
         )
+        pred = predictions[label]
+        if pred is not None and pred.theorem == "thm4":  # the predicted asymptote at the last step
+            w_asym = pred.w_hat * np.log(float(run.records["t"][-1])) + pred.w_tilde
+            _separator(
+                a,
+                w_asym,
+                0.0,
+                span,
+                color=style.color(i),
+                lw=1.6,
+                ls=":",
+                label=rf"{label} asymptote $\hat w\log t+\tilde w$",
+            )
     a.set_xlabel("$x_1$")
     a.set_ylabel("$x_2$")
     a.set_title(title)
-    a.legend(loc="upper left", fontsize=6)
+    a.legend(
+        loc="upper center", bbox_to_anchor=(0.5, -0.15), ncol=2, fontsize=5.5, columnspacing=0.8
+    )
 
     drawn: dict[
         str, object
@@ -156,7 +173,7 @@ def draw(runs: Mapping[str, Run], *, title: str):
         gf = _norm_fit(tr)
         if gf is not None:
             fits[f"{label}.norm"] = gf
-        pred = prediction_of(run)
+        pred = predictions[label]
         if pred is None or pred.theorem != "thm4":
             if pred is not None:
                 drawn.setdefault("other", {}).setdefault(
@@ -260,13 +277,13 @@ def _legends(ax, drawn: Mapping[str, object]) -> None:
     notes = [", ".join(labels) + ": " + text for text, labels in drawn.get("other", {}).items()]
     if notes:
         ax["A"].text(
-            0.97,
-            0.02,
+            0.03,
+            0.98,
             "\n".join(notes),
             transform=ax["A"].transAxes,
             fontsize=5.5,
-            va="bottom",
-            ha="right",
+            va="top",
+            ha="left",
         )
 
 

@@ -71,7 +71,7 @@ SCALES = {
     ),
     "full": Scale(
         t_max=100_000_000,
-        walkers=4000,
+        walkers=1000,
         half_width=20000,
         coarse_walkers=20000,
         coarse_t_max=1e30,

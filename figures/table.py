@@ -21,7 +21,7 @@ from diffusion.records import atomic_write_bytes
 from figures import style
 from figures.output import save_data, save_figure
 from figures.registry import FigureResult, check_profile, heartbeat, progress
-from figures.settings import data_root
+from figures.settings import data_root, torch_threads
 
 NAME = "table"
 TITLE = "validation accuracy of SB / LB / +LR / +GBN / +RA: grouped bars (mean ± std) + markdown"
@@ -75,7 +75,7 @@ def compute(profile: str, runs: Path) -> TableResult:
         f"x {len(prof.regimes)} "
         f"regimes, {n_runs} training runs (finished ones are reused)"
     )
-    with heartbeat(runs, "table", total=n_runs):
+    with heartbeat(runs, "table", total=n_runs), torch_threads(1):
         return run_table(
             s.profile,
             runs,
@@ -150,8 +150,17 @@ def draw(result: TableResult):
             )
         if row.recipe.paper:
             paper = [row.recipe.paper[REGIMES.index(g)] for g in result.regimes]
-            ax.plot(x, paper, "D", color="black", mfc="white", ms=3.5, mew=0.8, zorder=4,
-                    label="paper (its dataset and batch sizes)")
+            ax.plot(
+                x,
+                paper,
+                "D",
+                color="black",
+                mfc="white",
+                ms=3.5,
+                mew=0.8,
+                zorder=4,
+                label="paper (its dataset and batch sizes)",
+            )
             hi = max(hi, max(paper))
             ax.legend(loc="upper left", fontsize=6)
         ax.set_ylim(bottom, hi + 2 * pad)

@@ -9,7 +9,10 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 from hypothesis import HealthCheck, settings  # noqa: E402
 
 settings.register_profile(
-    "project", deadline=None, derandomize=True, max_examples=40,
+    "project",
+    deadline=None,
+    derandomize=True,
+    max_examples=40,
     suppress_health_check=[HealthCheck.too_slow],
 )
 settings.load_profile("project")

@@ -13,7 +13,9 @@ def test_discover_finds_every_module_and_unique_names():
     import benchmarks
 
     found = discover()
-    modules = [m.name for m in pkgutil.iter_modules(benchmarks.__path__) if m.name.startswith("bench_")]
+    modules = [
+        m.name for m in pkgutil.iter_modules(benchmarks.__path__) if m.name.startswith("bench_")
+    ]
     assert all(isinstance(b, Benchmark) for b in found.values())
     # every benchmark module contributes at least one benchmark, each named by its layer
     assert len(found) >= len(modules)
@@ -22,8 +24,13 @@ def test_discover_finds_every_module_and_unique_names():
 
 def test_ratio_is_baseline_over_ours():
     bench = Benchmark(
-        name="demo", goal=">= 1x", setup=lambda: 0.002,
-        ours=lambda s: time.sleep(s), baseline=lambda s: time.sleep(4 * s), min_speedup=1.0, repeats=3,
+        name="demo",
+        goal=">= 1x",
+        setup=lambda: 0.002,
+        ours=lambda s: time.sleep(s),
+        baseline=lambda s: time.sleep(4 * s),
+        min_speedup=1.0,
+        repeats=3,
     )
     res = run_benchmark(bench)
     assert res.speedup > 1.5 and res.met is True
@@ -32,6 +39,13 @@ def test_ratio_is_baseline_over_ours():
 
 
 def test_absolute_goal_without_baseline():
-    bench = Benchmark(name="abs", goal="< 10 s", setup=lambda: None, ours=lambda s: None, max_seconds=10.0, repeats=2)
+    bench = Benchmark(
+        name="abs",
+        goal="< 10 s",
+        setup=lambda: None,
+        ours=lambda s: None,
+        max_seconds=10.0,
+        repeats=2,
+    )
     res = run_benchmark(bench)
     assert res.baseline_s is None and res.speedup is None and res.met is True

@@ -38,7 +38,9 @@ def test_log_schedule_property(t_max, per_decade, start):
     assert t[0] == start and t[-1] == int(np.floor(t_max))
 
 
-@pytest.mark.parametrize("bad, arg", [(0.5, "t_max"), (float("nan"), "t_max"), (float("inf"), "t_max")])
+@pytest.mark.parametrize(
+    "bad, arg", [(0.5, "t_max"), (float("nan"), "t_max"), (float("inf"), "t_max")]
+)
 def test_log_schedule_rejects_bad_t_max(bad, arg):
     with pytest.raises(ValueError, match=arg):
         log_schedule(bad)
@@ -129,7 +131,11 @@ def test_window_restricts_the_fit():
     d = np.where(TF <= 1e4, np.log(TF), np.log(1e4) * (TF / 1e4) ** 0.5)
     d = d + np.random.default_rng(8).normal(0.0, 0.02, d.size)
     early = fit_growth((T, d), t_max=1e4)
-    assert early.beats("log", "power") and early.beats("log", "power_offset") or early.best.law == "log"
+    assert (
+        early.beats("log", "power")
+        and early.beats("log", "power_offset")
+        or early.best.law == "log"
+    )
     assert early.fits["polylog"].params["k"] == pytest.approx(1.0, abs=0.02)
     assert early.fits["log"].t_range[1] <= 1e4
     assert fit_growth((T, d), t_min=1e5).best.law in ("power", "power_offset")

@@ -157,12 +157,15 @@ def test_killed_writer_leaves_previous_run_or_none(tmp_path):
         big = np.random.default_rng(0).normal(size=(int(sys.argv[1]),))
         print("writing", flush=True)
         while True:
-            save_run({str(tmp_path)!r}, DemoConfig(), {{"t": np.arange(3), "distance": np.zeros(3), "big": big}}, {{"n": 1}})
+            arrays = {{"t": np.arange(3), "distance": np.zeros(3), "big": big}}
+            save_run({str(tmp_path)!r}, DemoConfig(), arrays, {{"n": 1}})
         """
     )
     first = save_run(tmp_path, DemoConfig(), *_compute(DemoConfig()))
     for delay in (0.3, 0.9, 1.7):
-        proc = subprocess.Popen([sys.executable, "-c", script, "3000000"], stdout=subprocess.PIPE, text=True)
+        proc = subprocess.Popen(
+            [sys.executable, "-c", script, "3000000"], stdout=subprocess.PIPE, text=True
+        )
         assert proc.stdout.readline().strip() == "writing"
         time.sleep(delay)
         os.kill(proc.pid, signal.SIGKILL)
