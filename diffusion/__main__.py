@@ -116,7 +116,7 @@ def _theory(args: argparse.Namespace) -> int:
             "cdf": cdf.tolist(),
         }
         lines = [
-            f"Kesten's law of b = {values['normalisation']}",
+            f"Kesten's law of {values['normalisation']}",
             f"E|b| = 5/6 = {theory.KESTEN_MEAN_ABS:.12g}",
             f"E b^2 = 61/45 = {theory.KESTEN_SECOND_MOMENT:.12g}",
             f"{'b':>10} {'pdf':>14} {'cdf':>14}",

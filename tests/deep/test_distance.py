@@ -7,6 +7,7 @@ import math
 
 import numpy as np
 import pytest
+import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -18,18 +19,23 @@ from diffusion.records import atomic_write_json, load_run
 @pytest.fixture(scope="module")
 def sweep(tmp_path_factory):
     root = tmp_path_factory.mktemp("distance")
-    return run_distance(
-        root,
-        model="mlp_digits",
-        data="digits",
-        batch_sizes=(64, 16),
-        epochs=2.0,
-        adapted_epochs=1.0,
-        lr=0.05,
-        t_min=5,
-        device="cpu",
-        trace_per_decade=10,
-    )
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # module fixtures run before the per-test thread setting
+    try:
+        return run_distance(
+            root,
+            model="mlp_digits",
+            data="digits",
+            batch_sizes=(64, 16),
+            epochs=2.0,
+            adapted_epochs=1.0,
+            lr=0.05,
+            t_min=5,
+            device="cpu",
+            trace_per_decade=10,
+        )
+    finally:
+        torch.set_num_threads(threads)
 
 
 def test_sweep_runs_and_fits(sweep):

@@ -55,7 +55,12 @@ def test_loss_increments_equal_a_direct_float64_computation():
 @pytest.fixture(scope="module")
 def measured(tmp_path_factory):
     root = tmp_path_factory.mktemp("gamma")
-    return root, measure_gamma(root, TINY)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # module fixtures run before the per-test thread setting
+    try:
+        return root, measure_gamma(root, TINY)
+    finally:
+        torch.set_num_threads(threads)
 
 
 def test_measurement_records_and_estimates(measured):

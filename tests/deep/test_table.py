@@ -8,6 +8,7 @@ import math
 
 import numpy as np
 import pytest
+import torch
 
 from deep.profiles import REGIMES, Profile, Recipe
 from deep.table import CSV_COLUMNS, TABLE_FILES, Cell, final_accuracy, ordering_checks, run_table
@@ -38,7 +39,12 @@ TINY = Profile(
 @pytest.fixture(scope="module")
 def tiny_table(tmp_path_factory):
     root = tmp_path_factory.mktemp("table")
-    return root, run_table(TINY, root / "runs", out=root)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # module fixtures run before the per-test thread setting
+    try:
+        return root, run_table(TINY, root / "runs", out=root)
+    finally:
+        torch.set_num_threads(threads)
 
 
 def test_tiny_table_runs_every_cell_and_summarises_the_seeds(tiny_table):
