@@ -42,6 +42,8 @@ __all__ = [
 ]
 
 CONFIG_FILE = "config.json"
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
 RECORDS_FILE = "records.npz"
 SUMMARY_FILE = "summary.json"
 
@@ -149,6 +151,7 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the usual permissions
         os.replace(tmp, path)
     except BaseException:
         try:
