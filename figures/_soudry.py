@@ -29,7 +29,25 @@ from figures.registry import progress
 from separable.experiments import SeparableRunConfig, run_optimizer
 from separable.theory import Prediction, predict
 
-__all__ = ["compute_runs", "prediction_of", "draw", "NORM_FIT_T_MIN"]
+__all__ = ["compute_runs", "gd_and_momentum", "prediction_of", "draw", "NORM_FIT_T_MIN"]
+
+T_MAX = {"tiny": 1e3, "quick": 1e6, "full": 1e8}
+PER_DECADE = {"tiny": 10, "quick": 20, "full": 20}
+
+
+def gd_and_momentum(data: str, profile: str) -> dict[str, SeparableRunConfig]:
+    """GD and heavy-ball momentum (0.9) with the logistic loss on ``data``, sized by ``profile``."""
+    common = {
+        "data": data,
+        "loss": "logistic",
+        "t_max": T_MAX[profile],
+        "per_decade": PER_DECADE[profile],
+    }
+    return {
+        "GD": SeparableRunConfig(method="gd", **common),
+        "GDMO": SeparableRunConfig(method="momentum", momentum=0.9, **common),
+    }
+
 
 NORM_FIT_T_MIN = 100
 """First step of the growth-law fit of ``||w(t)||`` (past the initial transient)."""

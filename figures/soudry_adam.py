@@ -9,6 +9,7 @@ direction, so its angle and margin gaps stop falling. Dotted: the predictions of
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from figures import _soudry
@@ -19,24 +20,13 @@ from separable.experiments import SeparableRunConfig
 NAME = "soudry_adam"
 TITLE = "JMLR Fig. 3: Adam vs GD and momentum on stretched data -- Adam misses the SVM direction"
 
-T_MAX = {"tiny": 1e3, "quick": 1e6, "full": 1e8}
-PER_DECADE = {"tiny": 10, "quick": 20, "full": 20}
-
 
 def configs(profile: str) -> dict[str, SeparableRunConfig]:
     """The runs behind the figure: label -> configuration."""
     check_profile(profile)
-    common = {
-        "data": "fig3",
-        "loss": "logistic",
-        "t_max": T_MAX[profile],
-        "per_decade": PER_DECADE[profile],
-    }
-    return {
-        "GD": SeparableRunConfig(method="gd", **common),
-        "GDMO": SeparableRunConfig(method="momentum", momentum=0.9, **common),
-        "Adam": SeparableRunConfig(method="adam", eta=1e-3, **common),
-    }
+    runs = _soudry.gd_and_momentum("fig3", profile)
+    adam = replace(runs["GD"], method="adam", eta=1e-3)
+    return {**runs, "Adam": adam}
 
 
 def build(profile: str, runs: Path, out: Path) -> FigureResult:

@@ -21,23 +21,11 @@ TITLE = (
     "JMLR Fig. 1: GD and momentum -> SVM direction; ||w|| ~ log t, loss ~ 1/t, angle/margin gaps"
 )
 
-T_MAX = {"tiny": 1e3, "quick": 1e6, "full": 1e8}
-PER_DECADE = {"tiny": 10, "quick": 20, "full": 20}
-
 
 def configs(profile: str) -> dict[str, SeparableRunConfig]:
     """The runs behind the figure: label -> configuration."""
     check_profile(profile)
-    common = {
-        "data": "fig1",
-        "loss": "logistic",
-        "t_max": T_MAX[profile],
-        "per_decade": PER_DECADE[profile],
-    }
-    return {
-        "GD": SeparableRunConfig(method="gd", **common),
-        "GDMO": SeparableRunConfig(method="momentum", momentum=0.9, **common),
-    }
+    return _soudry.gd_and_momentum("fig1", profile)
 
 
 def build(profile: str, runs: Path, out: Path) -> FigureResult:
