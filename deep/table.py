@@ -2,23 +2,25 @@
 
 For every recipe of a profile (:mod:`deep.profiles`) and every column, one training run per
 seed is made with ``deep.train.train``; a finished run folder is reused, so an interrupted
-table resumes where it stopped. Independent runs go through joblib in parallel
-(``n_jobs``), each worker with its share of the CPU threads. The final validation
-accuracies are summarised as mean +- std over seeds (sample std, ``ddof=1``) in a table
-shaped like the paper's, written as markdown, CSV and JSON (atomically), together with the
-three checks of the paper's ordering:
-
-* ``lb_below_sb`` -- LB is below SB by more than the seed spread, ``max(std_SB, std_LB)``;
-* ``ra_at_least_lr`` -- LB+LR+GBN+RA is at least as good as LB+LR (mean against mean);
-* ``ra_within_sb`` -- LB+LR+GBN+RA is not below SB by more than SB's std.
+table resumes where it stopped. SB is also trained twice as long (the control of
+``sb_converged``). Independent runs go through joblib in parallel (``n_jobs``), each worker
+with its share of the CPU threads. The final validation accuracies are summarised as
+mean +- std over seeds (sample std, ``ddof=1``) in a table shaped like the paper's, written
+as markdown, CSV and JSON (atomically), together with the paper's claims as two-sided,
+named checks (:mod:`deep.checks`): ``sb_converged``, ``lb_below_sb`` (paired by seed) and
+``ra_matches_sb``. +LR and +GBN are reported as they come.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import hashlib
 import io
+import json
+import math
 import os
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +30,15 @@ import numpy as np
 
 from diffusion.records import atomic_write_bytes, atomic_write_json
 
-from .profiles import REGIMES, Profile, Recipe, get_profile, regime_settings
+from .checks import Check, lb_below_sb, ra_matches_sb, sb_converged, validation_noise_floor
+from .profiles import (
+    REGIMES,
+    Profile,
+    Recipe,
+    convergence_settings,
+    get_profile,
+    regime_settings,
+)
 
 __all__ = [
     "Cell",
@@ -62,6 +72,9 @@ CSV_COLUMNS = (
 
 _SHORT = {"SB": "SB", "LB": "LB", "LB+LR": "+LR", "LB+LR+GBN": "+GBN", "LB+LR+GBN+RA": "+RA"}
 
+CONTROL = "SB@2E"
+"""Name of the control cell: SB trained :data:`deep.profiles.CONVERGENCE_FACTOR` times longer."""
+
 
 # ----------------------------------------------------------------------------- results
 @dataclass(frozen=True)
@@ -82,6 +95,8 @@ class Cell:
         Run folders, in the same order.
     steps : tuple of int
         Optimisation steps each run took.
+    epochs : float
+        Epochs of the regime (after regime adaptation); NaN when unknown.
     """
 
     regime: str
@@ -90,6 +105,7 @@ class Cell:
     seeds: tuple[int, ...]
     runs: tuple[str, ...]
     steps: tuple[int, ...]
+    epochs: float = math.nan
 
     @property
     def mean(self) -> float:
@@ -112,12 +128,13 @@ class Cell:
             "seeds": list(self.seeds),
             "runs": list(self.runs),
             "steps": list(self.steps),
+            "epochs": None if math.isnan(self.epochs) else self.epochs,
         }
 
 
 @dataclass(frozen=True)
 class RowResult:
-    """One row of the table: a recipe and its cells, with the ordering checks.
+    """One row of the table: a recipe and its cells, with the paper's claims checked.
 
     Attributes
     ----------
@@ -125,13 +142,31 @@ class RowResult:
         The row's recipe.
     cells : dict of str to Cell
         One cell per regime that was run.
-    checks : dict of str to bool
-        ``lb_below_sb``, ``ra_at_least_lr``, ``ra_within_sb`` (only those whose columns ran).
+    checks : dict of str to deep.checks.Check
+        ``sb_converged``, ``lb_below_sb``, ``ra_matches_sb`` (those whose columns ran).
+    control : Cell or None
+        SB trained ``CONVERGENCE_FACTOR`` times longer (``None`` when not run).
+    n_val : int
+        Size of the validation split (0 when unknown).
     """
 
     recipe: Recipe
     cells: dict[str, Cell]
-    checks: dict[str, bool]
+    checks: dict[str, Check]
+    control: Cell | None = None
+    n_val: int = 0
+
+    @property
+    def noise_floor(self) -> float:
+        """Binomial standard error (points) of one SB accuracy on the validation split."""
+        if not self.n_val or "SB" not in self.cells:
+            return math.nan
+        return validation_noise_floor(self.cells["SB"].mean, self.n_val)
+
+    @property
+    def passed(self) -> bool:
+        """Every check of the row was judged and holds."""
+        return bool(self.checks) and all(c.passed is True for c in self.checks.values())
 
     def as_dict(self) -> dict:
         """JSON-able view."""
@@ -144,10 +179,16 @@ class RowResult:
             "large_batch": r.large_batch,
             "ghost_size": r.ghost_size,
             "epochs": r.epochs,
+            "milestones": list(r.milestones),
+            "lr": r.lr,
             "paper": list(r.paper) if r.paper else None,
             "note": r.note,
             "cells": {k: c.as_dict() for k, c in self.cells.items()},
-            "checks": dict(self.checks),
+            "control": self.control.as_dict() if self.control else None,
+            "n_val": self.n_val,
+            "validation_noise_floor": None if math.isnan(self.noise_floor) else self.noise_floor,
+            "checks": {k: c.as_dict() for k, c in self.checks.items()},
+            "passed": self.passed,
         }
 
 
@@ -198,9 +239,7 @@ class TableResult:
             "rows": [r.as_dict() for r in self.rows],
             "wall_seconds": self.wall_seconds,
             "checks_definition": {
-                "lb_below_sb": "mean_SB - mean_LB > max(std_SB, std_LB)",
-                "ra_at_least_lr": "mean_RA >= mean_LB+LR",
-                "ra_within_sb": "mean_RA >= mean_SB - std_SB",
+                name: check.rule for row in self.rows for name, check in row.checks.items()
             },
         }
 
@@ -229,6 +268,7 @@ def table_configs(
     data_root: str | None = None,
     device: str | None = None,
     overrides: dict[str, Any] | None = None,
+    control: bool | None = None,
 ) -> list[tuple[Recipe, str, int, Any]]:
     """Every training configuration of a table: ``(recipe, regime, seed, TrainConfig)``.
 
@@ -245,15 +285,22 @@ def table_configs(
     overrides : dict, optional
         Further ``TrainConfig`` fields applied to every run (e.g. ``max_steps`` for a smoke
         test, ``trace_per_decade``).
+    control : bool, optional
+        Add the :data:`CONTROL` cell (SB trained longer, for ``sb_converged``); the
+        profile's ``control`` by default. Needs the SB column.
     """
     from .train import TrainConfig
 
+    with_control = profile.control if control is None else bool(control)
+    cells = [(regime, regime_settings) for regime in profile.regimes]
+    if with_control and "SB" in profile.regimes:
+        cells.append((CONTROL, lambda recipe, _: convergence_settings(recipe)))
     out = []
     for recipe in profile.recipes:
-        for regime in profile.regimes:
+        for regime, settings in cells:
             for seed in seeds:
-                kw = regime_settings(recipe, regime)
-                kw.update(seed=seed, data_root=data_root, device=device or profile.device)
+                kw = settings(recipe, regime)
+                kw.update(seed=seed)
                 kw.update(overrides or {})
                 out.append((recipe, regime, seed, TrainConfig(**kw)))
     return out
@@ -271,15 +318,24 @@ def final_accuracy(summary: dict) -> float:
     raise KeyError(f"run summary has no final validation accuracy: keys {sorted(summary)}")
 
 
-def _train_one(config: Any, root: str, threads: int) -> tuple[str, float, int]:
+def _train_one(
+    config: Any, root: str, threads: int, runtime: Any
+) -> tuple[str, float, int, int, float]:
     import torch
 
     from .train import train
 
     if threads > 0:
         torch.set_num_threads(threads)
-    run = train(config, root, resume=True, progress=False)
-    return str(run.path), final_accuracy(run.summary), int(run.summary.get("steps", -1))
+    run = train(config, root, runtime=runtime)
+    summary = run.summary
+    return (
+        str(run.path),
+        final_accuracy(summary),
+        int(summary.get("steps", -1)),
+        int(summary.get("n_val", 0)),
+        float(summary.get("epochs", math.nan)),
+    )
 
 
 def _cost(config: Any, recipe: Recipe) -> float:
@@ -289,17 +345,26 @@ def _cost(config: Any, recipe: Recipe) -> float:
 
 
 # ----------------------------------------------------------------------------- checks
-def ordering_checks(cells: dict[str, Cell]) -> dict[str, bool]:
-    """The paper's ordering for one row (only the checks whose columns are present)."""
-    out: dict[str, bool] = {}
-    sb, lb = cells.get("SB"), cells.get("LB")
-    lr, ra = cells.get("LB+LR"), cells.get("LB+LR+GBN+RA")
+def row_checks(cells: dict[str, Cell], control: Cell | None = None) -> dict[str, Check]:
+    """The paper's claims for one row (only the checks whose cells are present).
+
+    Parameters
+    ----------
+    cells : dict of str to Cell
+        The row's cells by regime.
+    control : Cell, optional
+        SB trained longer (the control of ``sb_converged``).
+    """
+    out: dict[str, Check] = {}
+    sb, lb, ra = cells.get("SB"), cells.get("LB"), cells.get("LB+LR+GBN+RA")
+    if sb and control:
+        out["sb_converged"] = sb_converged(
+            sb.accuracies, control.accuracies, sb.epochs, control.epochs
+        )
     if sb and lb:
-        out["lb_below_sb"] = bool(sb.mean - lb.mean > max(sb.std, lb.std))
-    if ra and lr:
-        out["ra_at_least_lr"] = bool(ra.mean >= lr.mean)
-    if ra and sb:
-        out["ra_within_sb"] = bool(ra.mean >= sb.mean - sb.std)
+        out["lb_below_sb"] = lb_below_sb(sb.accuracies, sb.seeds, lb.accuracies, lb.seeds)
+    if sb and ra:
+        out["ra_matches_sb"] = ra_matches_sb(sb.accuracies, ra.accuracies)
     return out
 
 
@@ -316,6 +381,8 @@ def run_table(
     out: str | os.PathLike | None = None,
     overrides: dict[str, Any] | None = None,
     write: bool = True,
+    control: bool | None = None,
+    progress: bool = False,
 ) -> TableResult:
     """Run (or reuse) every cell of a profile's table and write it.
 
@@ -343,6 +410,11 @@ def run_table(
         Further ``TrainConfig`` fields for every run.
     write : bool
         Write the three files.
+    control : bool, optional
+        Run SB ``CONVERGENCE_FACTOR`` times longer as the control of ``sb_converged``; the
+        profile's setting by default.
+    progress : bool
+        Print one line per finished run (runs done, elapsed, estimated time left) to stderr.
 
     Returns
     -------
@@ -355,36 +427,37 @@ def run_table(
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     configs = table_configs(
-        prof, seed_list, data_root=data_root, device=device, overrides=overrides
+        prof, seed_list, data_root=data_root, device=device, overrides=overrides, control=control
     )
     start = time.perf_counter()
     order = sorted(range(len(configs)), key=lambda i: -_cost(configs[i][3], configs[i][0]))
-    if n_jobs == 1:
-        results = {i: _train_one(configs[i][3], str(root), 0) for i in order}
-    else:
-        from joblib import Parallel, delayed
+    from .train import Runtime
 
-        threads = max(1, (os.cpu_count() or 1) // n_jobs)
-        done = Parallel(n_jobs=n_jobs)(
-            delayed(_train_one)(configs[i][3], str(root), threads) for i in order
-        )
-        results = dict(zip(order, done, strict=True))
+    runtime = Runtime(device=device or prof.device, data_root=data_root, progress=False)
+    results = _train_all([configs[i][3] for i in order], root, n_jobs, progress, runtime)
+    results = dict(zip(order, results, strict=True))
     wall = time.perf_counter() - start
+
+    def cell(recipe: Recipe, regime: str) -> Cell | None:
+        idx = [i for i, c in enumerate(configs) if c[0] is recipe and c[1] == regime]
+        if not idx:
+            return None
+        return Cell(
+            regime=regime,
+            batch_size=configs[idx[0]][3].batch_size,
+            accuracies=tuple(results[i][1] for i in idx),
+            seeds=tuple(configs[i][2] for i in idx),
+            runs=tuple(results[i][0] for i in idx),
+            steps=tuple(results[i][2] for i in idx),
+            epochs=results[idx[0]][4],
+        )
 
     rows = []
     for recipe in prof.recipes:
-        cells = {}
-        for regime in prof.regimes:
-            idx = [i for i, c in enumerate(configs) if c[0] is recipe and c[1] == regime]
-            cells[regime] = Cell(
-                regime=regime,
-                batch_size=configs[idx[0]][3].batch_size,
-                accuracies=tuple(results[i][1] for i in idx),
-                seeds=tuple(configs[i][2] for i in idx),
-                runs=tuple(results[i][0] for i in idx),
-                steps=tuple(results[i][2] for i in idx),
-            )
-        rows.append(RowResult(recipe, cells, ordering_checks(cells)))
+        cells = {regime: cell(recipe, regime) for regime in prof.regimes}
+        ctrl = cell(recipe, CONTROL)
+        n_val = next((results[i][3] for i, c in enumerate(configs) if c[0] is recipe), 0)
+        rows.append(RowResult(recipe, cells, row_checks(cells, ctrl), ctrl, n_val))
     result = TableResult(prof.name, prof.description, tuple(rows), prof.regimes, {}, wall)
     if write and int(os.environ.get("RANK", "0")) == 0:  # under torchrun only rank 0 writes
         files = write_table(result, Path(out) if out is not None else root)
@@ -392,6 +465,40 @@ def run_table(
             result.profile, result.description, result.rows, result.regimes, files, wall
         )
     return result
+
+
+def _train_all(configs: list, root: Path, n_jobs: int, progress: bool, runtime: Any) -> list:
+    """Train (or reuse) ``configs`` in order, ``n_jobs`` at a time, reporting progress."""
+    total, start = len(configs), time.perf_counter()
+
+    def report(done: int, result: tuple) -> None:
+        if not progress:
+            return
+        elapsed = time.perf_counter() - start
+        eta = elapsed / done * (total - done)
+        print(
+            f"[table] {done}/{total} runs done ({elapsed:.0f} s, about {eta:.0f} s left); "
+            f"last: {Path(result[0]).name} val acc {result[1]:.2f}",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    if n_jobs == 1:
+        out = []
+        for c in configs:
+            out.append(_train_one(c, str(root), 0, runtime))
+            report(len(out), out[-1])
+        return out
+    from joblib import Parallel, delayed
+
+    threads = max(1, (os.cpu_count() or 1) // n_jobs)
+    out = []
+    for res in Parallel(n_jobs=n_jobs, return_as="generator")(
+        delayed(_train_one)(c, str(root), threads, runtime) for c in configs
+    ):
+        out.append(res)
+        report(len(out), res)
+    return out
 
 
 # ----------------------------------------------------------------------------- writers
@@ -403,7 +510,9 @@ def _fmt(cell: Cell | None) -> str:
 
 def format_markdown(result: TableResult) -> str:
     """A markdown table shaped like the paper's, with the paper's numbers and the checks."""
-    head = ["Network", "Dataset", "B_S / B_L", "seeds"] + [_SHORT[g] for g in result.regimes]
+    controls = any(row.control for row in result.rows)
+    head = ["Network", "Dataset", "B_S / B_L", "epochs", "seeds"]
+    head += [_SHORT[g] for g in result.regimes] + (["SB (2E, control)"] if controls else [])
     lines = [
         f"### Validation accuracy (%), profile `{result.profile}`: mean ± std over seeds",
         "",
@@ -414,43 +523,30 @@ def format_markdown(result: TableResult) -> str:
         r = row.recipe
         n = len(next(iter(row.cells.values())).accuracies)
         cells = [_fmt(row.cells.get(g)) for g in result.regimes]
+        if controls:
+            cells.append(_fmt(row.control))
         lines.append(
-            f"| {r.name} | {r.data} | {r.small_batch} / {r.large_batch} | {n} | "
+            f"| {r.name} | {r.data} | {r.small_batch} / {r.large_batch} | {r.epochs} | {n} | "
             + " | ".join(cells)
             + " |"
         )
         if r.paper:
             ref = [f"({r.paper[REGIMES.index(g)]:.2f})" for g in result.regimes]
-            lines.append("| (paper) | | | | " + " | ".join(ref) + " |")
-    lines += ["", "Ordering of the paper (per row):", ""]
+            lines.append("| (paper) | | | | | " + " | ".join(ref) + (" | |" if controls else " |"))
+    lines += ["", "The paper's claims, per row (two-sided checks, numbers as used):", ""]
     for row in result.rows:
-        c = row.cells
-        parts = []
-        if "lb_below_sb" in row.checks:
-            gap = c["SB"].mean - c["LB"].mean
-            spread = max(c["SB"].std, c["LB"].std)
-            parts.append(
-                f"LB below SB by more than the seed spread: {_yes(row.checks['lb_below_sb'])} "
-                f"(gap {gap:.2f}, spread {spread:.2f})"
+        verdict = "all checks pass" if row.passed else "NOT all checks pass"
+        lines.append(f"- **{row.recipe.name}** ({verdict}):")
+        for check in row.checks.values():
+            lines.append(f"  - {check.line()}")
+        if not math.isnan(row.noise_floor):
+            lines.append(
+                f"  - validation noise floor: {row.noise_floor:.2f} points (binomial standard "
+                f"error of one accuracy near {row.cells['SB'].mean:.1f}% on {row.n_val} samples)"
             )
-        if "ra_at_least_lr" in row.checks:
-            parts.append(
-                f"+RA at least as good as +LR: {_yes(row.checks['ra_at_least_lr'])} "
-                f"({c['LB+LR+GBN+RA'].mean:.2f} vs {c['LB+LR'].mean:.2f})"
-            )
-        if "ra_within_sb" in row.checks:
-            parts.append(
-                f"+RA within SB's spread: {_yes(row.checks['ra_within_sb'])} "
-                f"({c['LB+LR+GBN+RA'].mean:.2f} vs {c['SB'].mean:.2f} ± {c['SB'].std:.2f})"
-            )
-        lines.append(f"- **{row.recipe.name}**: " + "; ".join(parts))
     if result.description:
         lines += ["", result.description]
     return "\n".join(lines) + "\n"
-
-
-def _yes(flag: bool) -> str:
-    return "yes" if flag else "no"
 
 
 def format_csv(result: TableResult) -> str:
@@ -460,8 +556,11 @@ def format_csv(result: TableResult) -> str:
     writer.writerow(CSV_COLUMNS)
     for row in result.rows:
         r = row.recipe
-        for regime, cell in row.cells.items():
-            paper = r.paper[REGIMES.index(regime)] if r.paper else ""
+        cells = dict(row.cells)
+        if row.control:
+            cells[CONTROL] = row.control
+        for regime, cell in cells.items():
+            paper = r.paper[REGIMES.index(regime)] if r.paper and regime in REGIMES else ""
             writer.writerow(
                 [
                     r.name,
@@ -496,41 +595,90 @@ def _csv_list(text: str) -> list[str]:
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Register ``python -m deep table``."""
+    from .profiles import PROFILES
+
     p = subparsers.add_parser(
         "table",
-        help="SB / LB / +LR / +GBN / +RA table over seeds",
+        help="SB / LB / +LR / +GBN / +RA table over seeds, with the paper's claims checked",
         description=__doc__.split("\n\n")[0],
     )
-    p.add_argument("--profile", choices=("quick", "paper"), default="quick")
+    p.add_argument("--profile", choices=sorted(PROFILES), default="quick", help="rows and recipes")
     p.add_argument(
         "--model",
         type=_csv_list,
         default=None,
         help="comma-separated rows (network or model names); all by default",
     )
-    p.add_argument("--seeds", type=int, default=None, help="seeds per cell (profile default: 3)")
-    p.add_argument("--out", default="runs", help="folder for run folders and the table files")
+    p.add_argument(
+        "--seeds", type=int, default=None, help="seeds per cell, 0..n-1 (profile default)"
+    )
+    p.add_argument(
+        "--runs",
+        "--out",
+        dest="runs",
+        default="runs",
+        help="folder of the run folders, shared with every other command (default: runs)",
+    )
+    p.add_argument(
+        "--table-dir",
+        default=None,
+        help="where table.md/.csv/.json go (default: RUNS/table-PROFILE-<hash of the settings>)",
+    )
     p.add_argument("--data-root", default=None, help="folder of MNIST / CIFAR / ImageNet files")
     p.add_argument("--device", default=None, help="cpu, cuda or auto (profile default)")
     p.add_argument("--jobs", type=int, default=1, help="runs trained at once (processes)")
     p.add_argument("--max-steps", type=int, default=None, help="cap every run (smoke tests)")
+    p.add_argument(
+        "--no-control",
+        action="store_true",
+        help="skip SB at twice the epochs (the control of sb_converged)",
+    )
+    p.add_argument("--json", action="store_true", help="print table.json instead of markdown")
     p.set_defaults(func=_main)
     return p
 
 
+def table_dir(runs: str | os.PathLike, profile: str, settings: dict[str, Any]) -> Path:
+    """The folder of one table's files: ``runs/table-<profile>-<hash of settings>``.
+
+    Tables with other rows, seeds, caps or controls get other folders, so none overwrites
+    another.
+    """
+    digest = hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode())
+    return Path(runs) / f"table-{profile}-{digest.hexdigest()[:10]}"
+
+
 def _main(args: argparse.Namespace) -> int:
+    if args.max_steps is not None and args.max_steps < 1:
+        raise SystemExit(f"error: --max-steps must be a positive integer, got {args.max_steps}")
+    if args.jobs < 1:
+        raise SystemExit(f"error: --jobs must be a positive integer, got {args.jobs}")
+    if args.seeds is not None and args.seeds < 1:
+        raise SystemExit(f"error: --seeds must be a positive integer, got {args.seeds}")
     overrides = {"max_steps": args.max_steps} if args.max_steps else None
+    settings = {
+        "models": args.model,
+        "seeds": args.seeds,
+        "overrides": overrides,
+        "control": not args.no_control,
+    }
+    out = args.table_dir or table_dir(args.runs, args.profile, settings)
     result = run_table(
         args.profile,
-        Path(args.out) / f"table-{args.profile}",
+        args.runs,
         models=args.model,
         seeds=args.seeds,
         data_root=args.data_root,
         device=args.device,
         n_jobs=args.jobs,
-        out=args.out,
+        out=out,
         overrides=overrides,
+        control=False if args.no_control else None,
+        progress=True,
     )
+    if args.json:
+        print(json.dumps(result.as_dict(), indent=1))
+        return 0
     print(result.markdown())
     print(
         f"wall time {result.wall_seconds:.0f} s; files: "

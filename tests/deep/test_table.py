@@ -11,7 +11,16 @@ import pytest
 import torch
 
 from deep.profiles import REGIMES, Profile, Recipe
-from deep.table import CSV_COLUMNS, TABLE_FILES, Cell, final_accuracy, ordering_checks, run_table
+from deep.table import (
+    CONTROL,
+    CSV_COLUMNS,
+    TABLE_FILES,
+    Cell,
+    final_accuracy,
+    row_checks,
+    run_table,
+    table_dir,
+)
 from diffusion.records import load_run
 
 TINY = Profile(
@@ -66,6 +75,23 @@ def test_tiny_table_runs_every_cell_and_summarises_the_seeds(tiny_table):
     assert steps["SB"] == math.ceil(n_train / 32)
     assert steps["LB"] == steps["LB+LR"] == steps["LB+LR+GBN"] == math.ceil(n_train / 128)
     assert steps["LB+LR+GBN+RA"] == steps["SB"]  # regime adaptation: as many steps as SB
+    # the control: SB at twice the epochs, the same seeds, twice the steps
+    assert row.control is not None and row.control.seeds == (0, 1)
+    assert row.control.steps[0] == 2 * steps["SB"]
+    assert load_run(row.control.runs[0]).config["epochs"] == 2 * TINY.recipes[0].epochs
+
+
+def test_sb_converged_is_false_when_sb_is_cut_short(tiny_table):
+    """One epoch of SB on the digits is far from its plateau: the control run at two epochs
+    ends elsewhere, and the check says so with the numbers it used."""
+    _, result = tiny_table
+    row = result.row("Digits")
+    check = row.checks["sb_converged"]
+    assert check.passed is False
+    assert check.numbers["mean"] == pytest.approx(row.cells["SB"].mean)
+    assert check.numbers["mean_long"] == pytest.approx(row.control.mean)
+    assert check.numbers["difference"] > check.numbers["bound"]
+    assert not row.passed
 
 
 def test_table_files_and_their_schema(tiny_table):
@@ -77,8 +103,8 @@ def test_table_files_and_their_schema(tiny_table):
     with open(root / "table.csv", newline="") as fh:
         lines = list(csv.reader(fh))
     assert tuple(lines[0]) == CSV_COLUMNS
-    assert [ln[3] for ln in lines[1:]] == list(REGIMES)
-    for ln in lines[1:]:
+    assert [ln[3] for ln in lines[1:]] == list(REGIMES) + [CONTROL]
+    for ln in lines[1:-1]:
         cell = row.cells[ln[3]]
         assert float(ln[6]) == pytest.approx(cell.mean, abs=1e-4)
         assert float(ln[7]) == pytest.approx(cell.std, abs=1e-4)
@@ -98,15 +124,24 @@ def test_table_files_and_their_schema(tiny_table):
         "checks",
     }
     assert set(jrow["cells"]) == set(REGIMES)
-    assert set(jrow["checks"]) == {"lb_below_sb", "ra_at_least_lr", "ra_within_sb"}
+    assert set(jrow["checks"]) == {"sb_converged", "lb_below_sb", "ra_matches_sb"}
+    for name, check in jrow["checks"].items():
+        assert check["passed"] is row.checks[name].passed and check["rule"]
+    assert jrow["control"]["mean"] == pytest.approx(row.control.mean)
+    assert jrow["n_val"] > 0 and jrow["validation_noise_floor"] > 0
     for name, c in jrow["cells"].items():
         assert c["mean"] == pytest.approx(row.cells[name].mean)
         assert set(c) >= {"mean", "std", "accuracies", "seeds", "runs", "steps", "batch_size"}
 
     md = (root / "table.md").read_text()
-    assert "| Network | Dataset | B_S / B_L | seeds | SB | LB | +LR | +GBN | +RA |" in md
+    assert (
+        "| Network | Dataset | B_S / B_L | epochs | seeds | SB | LB | +LR | +GBN | +RA "
+        "| SB (2E, control) |" in md
+    )
     assert f"{row.cells['SB'].mean:.2f} ± {row.cells['SB'].std:.2f}" in md
-    assert "LB below SB by more than the seed spread" in md
+    for check in row.checks.values():
+        assert check.line() in md
+    assert "validation noise floor" in md
 
 
 def test_finished_runs_are_reused(tiny_table, tmp_path):
@@ -131,27 +166,30 @@ def _cell(regime, accs):
     )
 
 
-def test_ordering_checks_follow_their_definitions():
+def test_row_checks_use_the_cells_they_need():
     cells = {
-        "SB": _cell("SB", [98.0, 98.4]),
-        "LB": _cell("LB", [96.0, 96.2]),
-        "LB+LR": _cell("LB+LR", [97.0, 97.0]),
-        "LB+LR+GBN+RA": _cell("LB+LR+GBN+RA", [98.0, 98.1]),
+        "SB": _cell("SB", [95.0, 96.1, 95.6]),
+        "LB": _cell("LB", [93.8, 95.4, 94.8]),
+        "LB+LR+GBN+RA": _cell("LB+LR+GBN+RA", [96.0, 96.3, 96.1]),
     }
-    assert ordering_checks(cells) == {
+    checks = row_checks(cells, _cell(CONTROL, [95.4, 95.9, 95.5]))
+    assert {k: c.passed for k, c in checks.items()} == {
+        "sb_converged": True,
         "lb_below_sb": True,
-        "ra_at_least_lr": True,
-        "ra_within_sb": True,
+        "ra_matches_sb": True,
     }
-    # gap 0.2 with SB spread 0.28: not "more than the seed spread"
-    cells["LB"] = _cell("LB", [98.0, 98.0])
-    cells["LB+LR+GBN+RA"] = _cell("LB+LR+GBN+RA", [96.0, 96.0])
-    assert ordering_checks(cells) == {
-        "lb_below_sb": False,
-        "ra_at_least_lr": False,
-        "ra_within_sb": False,
-    }
-    assert ordering_checks({"SB": cells["SB"]}) == {}
+    # RA far above an SB stopped early: the gap is not "closed", it is overshot
+    cells["LB+LR+GBN+RA"] = _cell("LB+LR+GBN+RA", [99.0, 99.2, 99.1])
+    assert row_checks(cells)["ra_matches_sb"].passed is False
+    assert set(row_checks(cells)) == {"lb_below_sb", "ra_matches_sb"}  # no control, no check
+    assert row_checks({"SB": cells["SB"]}) == {}
+
+
+def test_table_dir_is_keyed_by_the_settings(tmp_path):
+    a = table_dir(tmp_path, "quick", {"seeds": 3, "models": None})
+    b = table_dir(tmp_path, "quick", {"seeds": 5, "models": None})
+    assert a != b and a == table_dir(tmp_path, "quick", {"models": None, "seeds": 3})
+    assert a.name.startswith("table-quick-")
 
 
 def test_boundary_errors(tmp_path):

@@ -1,0 +1,224 @@
+"""The paper's claims about the large-batch table as named, two-sided checks.
+
+Each check takes the cells of one table row (validation accuracies in percent, one per seed;
+a seed fixes the train/validation split and the initial weights, so cells are paired by seed)
+and returns a :class:`Check` that carries the rule, the verdict and every number it used:
+
+``sb_converged``
+    SB has converged: SB trained twice as long ends at the same accuracy,
+    ``|mean(SB@2E) - mean(SB)| <= max(std(SB), std(SB@2E))`` (two-sided: a longer run that is
+    clearly better, or clearly worse, both say that ``E`` epochs is not the plateau).
+``lb_below_sb``
+    LB generalises worse than a converged SB: with the per-seed differences
+    ``d_i = SB_i - LB_i``, ``mean(d) - 2 se(d) > 0``, ``se = sd(d) / sqrt(n)``.
+``ra_matches_sb``
+    Regime adaptation closes the gap, from both sides:
+    ``|mean(RA) - mean(SB)| <= max(std(SB), std(RA)) + 0.5`` points.
+
+Standard deviations are sample standard deviations (``ddof=1``) over seeds.
+:func:`validation_noise_floor` gives the binomial standard error of one accuracy measured on
+the validation split, the floor under any seed spread.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "Check",
+    "RA_TOLERANCE",
+    "sb_converged",
+    "lb_below_sb",
+    "ra_matches_sb",
+    "paired_differences",
+    "validation_noise_floor",
+]
+
+RA_TOLERANCE = 0.5
+"""Points added to the larger seed std in ``ra_matches_sb``."""
+
+
+@dataclass(frozen=True)
+class Check:
+    """One named claim about a table row and its verdict.
+
+    Attributes
+    ----------
+    name : str
+        ``sb_converged``, ``lb_below_sb`` or ``ra_matches_sb``.
+    passed : bool or None
+        The verdict; ``None`` when the check cannot be judged (a column missing, or fewer than
+        two paired seeds).
+    rule : str
+        The inequality tested, in words and symbols.
+    numbers : dict
+        Every number the verdict used (means, stds, per-seed values, the two sides).
+    reason : str
+        Why the check could not be judged ("" when it was).
+    """
+
+    name: str
+    passed: bool | None
+    rule: str
+    numbers: dict[str, Any] = field(default_factory=dict)
+    reason: str = ""
+
+    def line(self) -> str:
+        """One line for the markdown table: verdict, rule and numbers."""
+        verdict = {True: "PASS", False: "FAIL", None: "not judged"}[self.passed]
+        if self.passed is None:
+            return f"`{self.name}`: {verdict} ({self.reason})"
+        return f"`{self.name}`: **{verdict}** -- {self.summary()}"
+
+    def summary(self) -> str:
+        """The inequality with this row's numbers filled in."""
+        n = self.numbers
+        if self.name == "sb_converged":
+            return (
+                f"|{n['mean_long']:.2f} - {n['mean']:.2f}| = {n['difference']:.2f} "
+                f"{'<=' if self.passed else '>'} max std {n['bound']:.2f} "
+                f"(SB at {n['epochs']:g} vs {n['epochs_long']:g} epochs)"
+            )
+        if self.name == "lb_below_sb":
+            per_seed = ", ".join(f"{d:.2f}" for d in n["differences"])
+            return (
+                f"SB - LB paired by seed: {per_seed}; mean {n['mean']:.2f} - 2 x se "
+                f"{n['se']:.2f} = {n['lower']:.2f} {'>' if self.passed else '<='} 0"
+            )
+        if self.name == "ra_matches_sb":
+            return (
+                f"|{n['mean_ra']:.2f} - {n['mean_sb']:.2f}| = {n['difference']:.2f} "
+                f"{'<=' if self.passed else '>'} {n['bound']:.2f} "
+                f"(max std {n['max_std']:.2f} + {RA_TOLERANCE})"
+            )
+        return str(n)
+
+    def as_dict(self) -> dict:
+        """JSON-able view."""
+        return {
+            "name": self.name,
+            "passed": self.passed,
+            "rule": self.rule,
+            "numbers": self.numbers,
+            "reason": self.reason,
+        }
+
+
+def _std(values: Sequence[float]) -> float:
+    return float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
+
+
+def paired_differences(
+    first: Sequence[float],
+    first_seeds: Sequence[int],
+    second: Sequence[float],
+    second_seeds: Sequence[int],
+) -> tuple[list[int], np.ndarray]:
+    """``first - second`` for the seeds both cells share, in the order of ``first``.
+
+    Returns
+    -------
+    seeds : list of int
+        The shared seeds.
+    differences : numpy.ndarray
+        One difference per shared seed.
+    """
+    other = dict(zip(second_seeds, second, strict=True))
+    seeds = [s for s in first_seeds if s in other]
+    mine = dict(zip(first_seeds, first, strict=True))
+    return seeds, np.array([mine[s] - other[s] for s in seeds], dtype=float)
+
+
+def sb_converged(
+    sb: Sequence[float], sb_long: Sequence[float], epochs: float, epochs_long: float
+) -> Check:
+    """Whether SB at ``epochs`` has reached its plateau (see the module docstring).
+
+    Parameters
+    ----------
+    sb, sb_long : sequence of float
+        Validation accuracies (percent) of SB at ``epochs`` and at ``epochs_long``.
+    epochs, epochs_long : float
+        The two budgets (for the record).
+    """
+    rule = "|mean(SB@2E) - mean(SB@E)| <= max(std(SB@E), std(SB@2E))"
+    if len(sb) < 2 or len(sb_long) < 2:
+        return Check("sb_converged", None, rule, reason="needs at least two seeds in each cell")
+    mean, mean_long = float(np.mean(sb)), float(np.mean(sb_long))
+    bound = max(_std(sb), _std(sb_long))
+    difference = abs(mean_long - mean)
+    numbers = {
+        "mean": mean,
+        "std": _std(sb),
+        "mean_long": mean_long,
+        "std_long": _std(sb_long),
+        "difference": difference,
+        "bound": bound,
+        "epochs": float(epochs),
+        "epochs_long": float(epochs_long),
+    }
+    return Check("sb_converged", bool(difference <= bound), rule, numbers)
+
+
+def lb_below_sb(
+    sb: Sequence[float], sb_seeds: Sequence[int], lb: Sequence[float], lb_seeds: Sequence[int]
+) -> Check:
+    """Whether LB is below SB, on differences paired by seed (see the module docstring)."""
+    rule = "mean(SB_i - LB_i) - 2 sd(SB_i - LB_i) / sqrt(n) > 0, paired by seed"
+    seeds, d = paired_differences(sb, sb_seeds, lb, lb_seeds)
+    if d.size < 2:
+        return Check("lb_below_sb", None, rule, reason="needs at least two paired seeds")
+    mean = float(d.mean())
+    se = float(d.std(ddof=1) / math.sqrt(d.size))
+    lower = mean - 2.0 * se
+    numbers = {
+        "seeds": seeds,
+        "differences": d.tolist(),
+        "mean": mean,
+        "se": se,
+        "lower": lower,
+    }
+    return Check("lb_below_sb", bool(lower > 0), rule, numbers)
+
+
+def ra_matches_sb(sb: Sequence[float], ra: Sequence[float]) -> Check:
+    """Whether +RA reaches SB's accuracy, within the seed spread (see the module docstring)."""
+    rule = f"|mean(RA) - mean(SB)| <= max(std(SB), std(RA)) + {RA_TOLERANCE}"
+    if len(sb) < 2 or len(ra) < 2:
+        return Check("ra_matches_sb", None, rule, reason="needs at least two seeds in each cell")
+    mean_sb, mean_ra = float(np.mean(sb)), float(np.mean(ra))
+    max_std = max(_std(sb), _std(ra))
+    bound = max_std + RA_TOLERANCE
+    difference = abs(mean_ra - mean_sb)
+    numbers = {
+        "mean_sb": mean_sb,
+        "mean_ra": mean_ra,
+        "max_std": max_std,
+        "difference": difference,
+        "bound": bound,
+        "signed_difference": mean_ra - mean_sb,
+    }
+    return Check("ra_matches_sb", bool(difference <= bound), rule, numbers)
+
+
+def validation_noise_floor(accuracy: float, n_val: int) -> float:
+    """Binomial standard error (points) of an accuracy measured on ``n_val`` samples.
+
+    Parameters
+    ----------
+    accuracy : float
+        Accuracy in percent, in [0, 100].
+    n_val : int
+        Size of the validation split.
+    """
+    if not 0 <= accuracy <= 100:
+        raise ValueError(f"accuracy must be a percentage in [0, 100], got {accuracy!r}")
+    if isinstance(n_val, bool) or not isinstance(n_val, (int, np.integer)) or n_val < 1:
+        raise ValueError(f"n_val must be a positive integer, got {n_val!r}")
+    p = accuracy / 100.0
+    return 100.0 * math.sqrt(p * (1.0 - p) / int(n_val))
