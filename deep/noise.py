@@ -189,6 +189,7 @@ class SweepComparison:
 
     def as_dict(self) -> dict:
         """JSON-able view (NaN as None)."""
+
         def clean(a: np.ndarray) -> list:
             return [None if not math.isfinite(v) else float(v) for v in np.asarray(a, float)]
 
@@ -458,8 +459,7 @@ def _sweep_entries(distance: Any) -> list[tuple[int, str, float, float]]:
             )
         except (ValueError, KeyError, TypeError) as exc:
             raise ValueError(
-                f"{str(path)!r} is not a distance sweep written by 'python -m deep distance': "
-                f"{exc}"
+                f"{str(path)!r} is not a distance sweep written by 'python -m deep distance': {exc}"
             ) from exc
     entries = []
     for b in distance.batch_sizes:
@@ -507,9 +507,7 @@ def compare_with_distance_sweep(
     slope = np.array([e[2] for e in entries], dtype=float)
     se = np.array([e[3] for e in entries], dtype=float)
     alpha, alpha_se = _power_fit(d, slope, se)
-    return SweepComparison(
-        np.array([e[0] for e in entries]), d, slope, se, alpha, alpha_se, noise
-    )
+    return SweepComparison(np.array([e[0] for e in entries]), d, slope, se, alpha, alpha_se, noise)
 
 
 # ----------------------------------------------------------------------------- CLI
@@ -559,8 +557,9 @@ def _main(args: argparse.Namespace) -> int:
         emit(args, cmp.as_dict(), lines)
         return 0
     results = [noise_scale_of_run(path, **kw) for path in finished_runs(args.runs, args.run)]
-    lines = [f"{'run':<28} {'B':>6} {'lr':>8} {'tr Sigma':>11} {'|G|^2':>11} {'B_simple':>10} "
-             f"{'D':>11}"]
+    lines = [
+        f"{'run':<28} {'B':>6} {'lr':>8} {'tr Sigma':>11} {'|G|^2':>11} {'B_simple':>10} {'D':>11}"
+    ]
     for r in results:
         n = r.noise
         lines.append(

@@ -34,7 +34,7 @@ import argparse
 import copy
 import math
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -280,15 +280,16 @@ class _Objective:
 
     def _split(self, v: np.ndarray) -> list[torch.Tensor]:
         flat = torch.from_numpy(np.ascontiguousarray(v, dtype=np.float64)).to(self.dtype)
-        return [t.view_as(p) for t, p in zip(flat.split([p.numel() for p in self.params]),
-                                             self.params, strict=True)]
+        return [
+            t.view_as(p)
+            for t, p in zip(flat.split([p.numel() for p in self.params]), self.params, strict=True)
+        ]
 
     def _grads(self, loss: torch.Tensor, create_graph: bool = False) -> list[torch.Tensor]:
-        grads = torch.autograd.grad(
-            loss, self.params, create_graph=create_graph, allow_unused=True
-        )
-        return [torch.zeros_like(p) if g is None else g for g, p in zip(grads, self.params,
-                                                                       strict=True)]
+        grads = torch.autograd.grad(loss, self.params, create_graph=create_graph, allow_unused=True)
+        return [
+            torch.zeros_like(p) if g is None else g for g, p in zip(grads, self.params, strict=True)
+        ]
 
     def _chunk_loss(self, xb: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
         return self.loss_fn(self.model(xb), yb)
