@@ -27,7 +27,7 @@ from benchmarks import Benchmark
 from deep.data import load_dataset
 from deep.ghost_bn import GhostBatchNorm1d, GhostBatchNorm2d
 from deep.models import build
-from deep.train import TrainConfig, train
+from deep.train import Runtime, TrainConfig, train
 
 _DEVICE = torch.device("cuda" if torch.cuda.is_available() else "cpu")
 _B, _G = 4096, 128
@@ -134,7 +134,6 @@ _TRAIN = dict(
     max_steps=_STEPS,
     eval_every=None,
     trace_per_decade=20,
-    device=_DEVICE.type,
 )
 
 
@@ -146,7 +145,11 @@ def _train_setup():
 def _ours_train(state):
     state["seed"] += 1  # a new configuration each call: a real run, never a reused folder
     with tempfile.TemporaryDirectory() as root:
-        train(TrainConfig(**_TRAIN, seed=state["seed"]), root, progress=False)
+        train(
+            TrainConfig(**_TRAIN, seed=state["seed"]),
+            root,
+            runtime=Runtime(device=_DEVICE.type, progress=False),
+        )
 
 
 def _bare_loop(state):

@@ -1,7 +1,8 @@
 """Command line of ``deep``: ``python -m deep train ...`` (and the subcommands of other modules).
 
 Subcommands are registered by modules that define ``add_parser(subparsers)``: this module's
-``train``, and, when present, ``deep.table``, ``deep.distance`` and ``deep.gamma``. Each
+``train``, and, when present, ``deep.table``, ``deep.distance``, ``deep.gamma``,
+``deep.sharpness`` and ``deep.noise``. Each
 ``add_parser`` adds its sub-parser and sets ``func`` (``func(args) -> int``) as its default.
 """
 
@@ -12,7 +13,13 @@ import importlib
 import json
 import sys
 
-SUBCOMMAND_MODULES = ("deep.table", "deep.distance", "deep.gamma")
+SUBCOMMAND_MODULES = (
+    "deep.table",
+    "deep.distance",
+    "deep.gamma",
+    "deep.sharpness",
+    "deep.noise",
+)
 
 
 def _eval_every(text: str) -> int | str | None:
@@ -29,6 +36,7 @@ def _eval_every(text: str) -> int | str | None:
 def add_parser(subparsers) -> None:
     """Register ``train``."""
     from deep.data import AUGMENTATIONS, DATASETS
+    from deep.distributed import BN_MODES
     from deep.models import MODELS
     from deep.regime import LR_RULES
 
@@ -65,11 +73,36 @@ def add_parser(subparsers) -> None:
     p.add_argument(
         "--eval-every", type=_eval_every, default="epoch", help="steps, 'epoch' or 'none'"
     )
-    p.add_argument("--checkpoint-every", type=int, default=None, help="steps between checkpoints")
-    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     p.add_argument("--augment", choices=("auto", *AUGMENTATIONS), default="auto")
     p.add_argument("--max-steps", type=int, default=None)
-    p.add_argument("--root", default="runs", help="parent folder of run folders (default: runs)")
+    p.add_argument(
+        "--replicas",
+        type=int,
+        default=None,
+        help="data-parallel replicas (default: WORLD_SIZE under torchrun, else 1)",
+    )
+    p.add_argument(
+        "--bn-mode",
+        choices=BN_MODES,
+        default="replica",
+        help="under DDP: batch norm per replica (B/K samples) or synchronised over B",
+    )
+    p.add_argument(
+        "--checkpoint-interval",
+        type=float,
+        default=60.0,
+        help="seconds between checkpoints (always one at the end; default 60)",
+    )
+    p.add_argument("--checkpoint-every", type=int, default=None, help="also every so many steps")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    p.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
+    p.add_argument(
+        "--runs",
+        "--root",
+        dest="runs",
+        default="runs",
+        help="parent folder of run folders (default: runs)",
+    )
     p.add_argument("--no-resume", action="store_true", help="ignore an existing checkpoint")
     p.add_argument("--force", action="store_true", help="train again even if the run is finished")
     p.add_argument("--no-progress", action="store_true")
@@ -77,12 +110,11 @@ def add_parser(subparsers) -> None:
 
 
 def _run_train(args: argparse.Namespace) -> int:
-    from deep.train import NonFiniteLossError, TrainConfig, train
+    from deep.train import NonFiniteLossError, Runtime, TrainConfig, train
 
     config = TrainConfig(
         model=args.model,
         data=args.data,
-        data_root=args.data_root,
         batch_size=args.batch_size,
         epochs=args.epochs,
         lr=args.lr,
@@ -99,19 +131,21 @@ def _run_train(args: argparse.Namespace) -> int:
         seed=args.seed,
         trace_per_decade=args.trace_per_decade,
         eval_every=args.eval_every,
-        checkpoint_every=args.checkpoint_every,
-        device=args.device,
         augment=args.augment,
         max_steps=args.max_steps,
+        replicas=args.replicas,
+        bn_mode=args.bn_mode,
+    )
+    runtime = Runtime(
+        device=args.device,
+        data_root=args.data_root,
+        threads=args.threads,
+        progress=not args.no_progress,
+        checkpoint_interval_s=args.checkpoint_interval,
+        checkpoint_every=args.checkpoint_every,
     )
     try:
-        run = train(
-            config,
-            args.root,
-            resume=not args.no_resume,
-            progress=not args.no_progress,
-            force=args.force,
-        )
+        run = train(config, args.runs, runtime=runtime, resume=not args.no_resume, force=args.force)
     except NonFiniteLossError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -127,6 +161,8 @@ def _run_train(args: argparse.Namespace) -> int:
             "final_val_acc",
             "wall_time_s",
             "device",
+            "world_size",
+            "bn_mode",
         )
         if k in s
     }

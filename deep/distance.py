@@ -304,7 +304,7 @@ def run_distance(
     -------
     DistanceResult
     """
-    from .train import TrainConfig
+    from .train import Runtime, TrainConfig
 
     sizes = _check_batch_sizes(batch_sizes)
     if isinstance(t_min, bool) or not isinstance(t_min, int) or t_min < 1:
@@ -314,7 +314,6 @@ def run_distance(
     common = dict(
         model=model,
         data=data,
-        data_root=data_root,
         lr=lr,
         base_batch_size=sizes[0],
         momentum=momentum,
@@ -323,7 +322,6 @@ def run_distance(
         seed=seed,
         trace_per_decade=trace_per_decade,
         eval_every=None,
-        device=device,
         milestones=(),
     )
     configs = [TrainConfig(batch_size=b, epochs=epochs, lr_scaling="none", **common) for b in sizes]
@@ -338,7 +336,8 @@ def run_distance(
             )
             for b in sizes
         ]
-    runs = _train_all(configs, Path(root), n_jobs)
+    runtime = Runtime(device=device, data_root=data_root, progress=False)
+    runs = _train_all(configs, Path(root), n_jobs, runtime)
 
     equal = {}
     for b, run in zip(sizes, runs[: len(sizes)], strict=True):
@@ -369,24 +368,26 @@ def run_distance(
     )
 
 
-def _train_one(config: Any, root: str, threads: int):
+def _train_one(config: Any, root: str, threads: int, runtime: Any):
     import torch
 
     from .train import train
 
     if threads > 0:
         torch.set_num_threads(threads)
-    return train(config, root, resume=True, progress=False)
+    return train(config, root, runtime=runtime)
 
 
-def _train_all(configs: list, root: Path, n_jobs: int) -> list:
+def _train_all(configs: list, root: Path, n_jobs: int, runtime: Any) -> list:
     root.mkdir(parents=True, exist_ok=True)
     if n_jobs == 1:
-        return [_train_one(c, str(root), 0) for c in configs]
+        return [_train_one(c, str(root), 0, runtime) for c in configs]
     from joblib import Parallel, delayed
 
     threads = max(1, (os.cpu_count() or 1) // n_jobs)
-    return Parallel(n_jobs=n_jobs)(delayed(_train_one)(c, str(root), threads) for c in configs)
+    return Parallel(n_jobs=n_jobs)(
+        delayed(_train_one)(c, str(root), threads, runtime) for c in configs
+    )
 
 
 # ----------------------------------------------------------------------------- CLI

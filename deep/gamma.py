@@ -127,14 +127,13 @@ class GammaConfig:
         object.__setattr__(self, "radius_span", (float(span[0]), float(span[1])))
         self.train_config()  # validates model, data, lr, epochs... with the trainer's messages
 
-    def train_config(self, checkpoint_every: int | None = None):
+    def train_config(self):
         """The ``deep.train.TrainConfig`` of the trajectory."""
         from .train import TrainConfig
 
         return TrainConfig(
             model=self.model,
             data=self.data,
-            data_root=self.data_root,
             batch_size=self.batch_size,
             epochs=self.epochs,
             lr=self.lr,
@@ -144,8 +143,6 @@ class GammaConfig:
             grad_clip=self.grad_clip,
             seed=self.seed,
             eval_every=None,
-            checkpoint_every=checkpoint_every,
-            device=self.device,
         )
 
 
@@ -290,7 +287,7 @@ def _trajectory(config: GammaConfig, root: Path) -> tuple[torch.Tensor, int]:
     """Train; return the ``(snapshots + 1, P)`` parameter vectors along the run and its steps."""
     from .data import load_dataset
     from .regime import steps_for_epochs
-    from .train import load_checkpoint, train
+    from .train import Runtime, load_checkpoint, train
 
     n_train = len(load_dataset(config.data, config.data_root, config.seed).train)
     total = steps_for_epochs(config.epochs, n_train, config.batch_size)
@@ -299,7 +296,7 @@ def _trajectory(config: GammaConfig, root: Path) -> tuple[torch.Tensor, int]:
             f"epochs={config.epochs} gives {total} steps, fewer than snapshots={config.snapshots}"
         )
     every = total // config.snapshots
-    tcfg = config.train_config(checkpoint_every=every)
+    tcfg = config.train_config()
     from diffusion.records import run_dir
 
     folder = run_dir(root, tcfg)
@@ -316,7 +313,10 @@ def _trajectory(config: GammaConfig, root: Path) -> tuple[torch.Tensor, int]:
     from .models import build
 
     _param_names = {n for n, _ in build(config.model).named_parameters()}
-    run = train(tcfg, root, resume=False, progress=False, force=True, on_checkpoint=grab)
+    runtime = Runtime(
+        device=config.device, data_root=config.data_root, progress=False, checkpoint_every=every
+    )
+    run = train(tcfg, root, runtime=runtime, resume=False, force=True, on_checkpoint=grab)
     steps = sorted(snaps)
     if not initial or steps[-1] != total:
         raise RuntimeError(f"trajectory snapshots missing: got steps {steps} of a {total}-step run")

@@ -1,13 +1,16 @@
 """The trainer: SGD on a classifier, recording how far the weights travel, ||w_t - w_0||.
 
-Read it top to bottom: :class:`TrainConfig` says what to run, :func:`train` runs it. Each
-step takes the next batch of a seeded order (a pure function of the step), applies the
-augmentation (seeded by the step), sets the learning rate from the schedule (a pure function
-of the step), and makes one SGD update; the optimiser (and its momentum) lives for the whole
-run. At log-spaced steps, at every epoch end and at evaluation points it records the
-distance from the initial weights, over the whole network and per parameter tensor, the
-minibatch loss and the learning rate; at evaluation points also accuracy and loss on the
-training and validation sets (evaluation mode: running statistics, no splitting).
+Read it top to bottom: :class:`TrainConfig` says what to run (and alone names the run
+folder), :class:`Runtime` where to run it, :func:`make_plan` fixes the steps, the schedule and
+the recording points before the first step, the loop in :func:`_train` makes the updates, and
+a :class:`Recorder` alone touches records and checkpoints. Each step takes the next batch of
+a seeded order (a pure function of the step), applies the augmentation (seeded by the step),
+sets the learning rate from the schedule (a pure function of the step), and makes one SGD
+update; the optimiser (and its momentum) lives for the whole run. At log-spaced steps, at
+every epoch end and at evaluation points it records the distance from the initial weights,
+over the whole network and per parameter tensor, the minibatch loss and the learning rate;
+at evaluation points also accuracy and loss on the training and validation sets (evaluation
+mode: running statistics, no splitting).
 
 The records form a :class:`diffusion.metrics.Trace` (prefix ``""``): ``t`` is the number of
 updates made, ``distance`` = ||w_t - w_0|| over all parameters, extras ``loss`` (loss of
@@ -15,22 +18,36 @@ the minibatch of step ``t`` at ``w_t``, in training mode), ``lr`` (rate of updat
 ``dist.<parameter name>`` and ``train_acc``/``train_loss``/``val_acc``/``val_loss`` (NaN
 where not evaluated). The evaluation points alone form a second trace, prefix ``"eval."``.
 
-Checkpoints (model, optimiser, step, initial weights, records so far, RNG states) are
-written atomically to ``checkpoint.pt`` in the run folder every ``checkpoint_every`` steps
-and at the end; a run whose process died resumes from it and gives the same weights and
-records, bit for bit on CPU. A non-finite loss stops the run with
-:class:`NonFiniteLossError`, leaving the last good checkpoint in place.
+Checkpoints are written atomically to the run folder every ``Runtime.checkpoint_interval_s``
+seconds (60 by default), every ``Runtime.checkpoint_every`` steps if set, and at the end:
+``checkpoint.pt`` holds tensors and plain types only (model, optimiser, step, initial
+weights, random states, elapsed time) and is read with ``torch.load(weights_only=True)``;
+the records so far lie beside it in ``checkpoint-records.npz``. A run whose process died
+resumes from them and gives the same weights and records, bit for bit on CPU, with the wall
+time summed over the segments. A non-finite loss stops the run with
+:class:`NonFiniteLossError`, whose message says which checkpoint (if any) is left.
+
+Data-parallel runs (``torchrun``, see :mod:`deep.distributed`): ``TrainConfig.replicas`` is
+the world size and ``TrainConfig.bn_mode`` how plain batch norm treats the global batch:
+``"replica"`` normalises each replica's ``B / K`` samples separately (per-GPU batch norm, as
+in the paper's multi-GPU runs: effectively ghost batch norm of ``B / K``), ``"sync"``
+normalises over the whole batch (``SyncBatchNorm``). Either way the running statistics are
+averaged over the replicas before every evaluation and every checkpoint.
 """
 
 from __future__ import annotations
 
 import io
 import math
+import os
 import random
 import time
+import zipfile
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -48,31 +65,49 @@ from deep.data import (
     default_augmentation,
     load_dataset,
 )
-from deep.distributed import DistInfo, setup, teardown
+from deep.distributed import (
+    BN_MODES,
+    DistInfo,
+    average_running_stats,
+    convert_to_sync,
+    data_parallel,
+    setup,
+    teardown,
+)
 from deep.ghost_bn import convert_to_ghost
 from deep.models import MODELS, build
-from deep.regime import LR_RULES, build_schedule, steps_for_epochs
+from deep.regime import LR_RULES, AdaptedRegime, Schedule, build_schedule, steps_for_epochs
 from diffusion.metrics import Trace, log_schedule
 from diffusion.records import (
     IncompleteRunError,
     Run,
     atomic_write_bytes,
+    atomic_write_npz,
     config_hash,
     load_run,
     run_dir,
     save_run,
+    to_jsonable,
 )
 
 __all__ = [
     "TrainConfig",
+    "Runtime",
+    "Plan",
+    "make_plan",
+    "Recorder",
     "train",
     "NonFiniteLossError",
     "CHECKPOINT_FILE",
+    "CHECKPOINT_RECORDS_FILE",
     "load_checkpoint",
     "load_model",
 ]
 
 CHECKPOINT_FILE = "checkpoint.pt"
+CHECKPOINT_RECORDS_FILE = "checkpoint-records.npz"
+CHECKPOINT_FORMAT = 2
+_CHECKPOINT_KEYS = ("format", "step", "hash", "model", "optimizer", "initial", "rows", "rng")
 EVAL_KEYS = ("train_acc", "train_loss", "val_acc", "val_loss")
 _EVAL_BATCH = 1024
 
@@ -80,13 +115,21 @@ _EVAL_BATCH = 1024
 class NonFiniteLossError(FloatingPointError):
     """The training loss became NaN or infinite at the weights after ``step`` updates."""
 
-    def __init__(self, step: int, loss: float) -> None:
+    def __init__(
+        self, step: int, loss: float, checkpoint_step: int | None = None, path: Path | None = None
+    ) -> None:
+        kept = (
+            f"the checkpoint of step {checkpoint_step} in {str(path)!r} is kept"
+            if checkpoint_step is not None
+            else "no checkpoint had been written"
+        )
         super().__init__(
             f"non-finite training loss {loss} at step {step} (the loss of the weights "
-            f"after {step} updates); the last good checkpoint is kept"
+            f"after {step} updates); {kept}"
         )
         self.step = step
         self.loss = loss
+        self.checkpoint_step = checkpoint_step
 
 
 # ----------------------------------------------------------------------------- config
@@ -98,8 +141,6 @@ class TrainConfig:
     ----------
     model, data : str
         Names in :data:`deep.models.MODELS` and :data:`deep.data.DATASETS`.
-    data_root : str, optional
-        Folder of user data files (``mnist``, ``cifar10``, ``cifar100``).
     batch_size : int
         Global batch size ``B`` (split evenly over replicas under DDP).
     epochs : float
@@ -131,19 +172,30 @@ class TrainConfig:
         Log-spaced recording points per decade of steps.
     eval_every : int, "epoch" or None
         Evaluate every so many steps, at every epoch end, or only at the end.
-    checkpoint_every : int, optional
-        Write a checkpoint every so many steps (always at the end).
-    device : {"auto", "cpu", "cuda"}
-        ``"auto"`` is CUDA when available.
     augment : {"auto", "none", "cifar"}
         Training augmentation; ``"auto"`` is the paper's for the dataset.
     max_steps : int, optional
         Stop after this many updates even if the regime asks for more.
+    replicas : int, optional
+        Data-parallel replicas (the ``torchrun`` world size); ``None`` takes ``WORLD_SIZE``
+        from the environment (1 outside ``torchrun``). :func:`train` refuses to run a
+        config in a world of another size.
+    bn_mode : {"replica", "sync"}
+        How plain batch norm sees the global batch under DDP: per replica (``B / K`` samples
+        each, as per-GPU batch norm) or synchronised over all ``B`` (``SyncBatchNorm``). It
+        is stored as ``"replica"`` where it cannot matter (one replica, or ghost batch norm,
+        whose ghost batches are always per replica).
+
+    Notes
+    -----
+    Only what the result depends on is here (it is hashed into the run folder's name, whose
+    prefix is :attr:`KIND`); where and how the run executes is a :class:`Runtime`.
     """
+
+    KIND: ClassVar[str] = "train"
 
     model: str
     data: str
-    data_root: str | None = None
     batch_size: int = 128
     epochs: float = 10.0
     lr: float = 0.1
@@ -160,10 +212,10 @@ class TrainConfig:
     seed: int = 0
     trace_per_decade: int = 20
     eval_every: int | str | None = "epoch"
-    checkpoint_every: int | None = None
-    device: str = "auto"
     augment: str = "auto"
     max_steps: int | None = None
+    replicas: int | None = None
+    bn_mode: str = "replica"
 
     def __post_init__(self) -> None:
         if self.model not in MODELS:
@@ -172,7 +224,7 @@ class TrainConfig:
             raise ValueError(f"unknown dataset {self.data!r}; valid names are {list(DATASETS)}")
         for name in ("batch_size", "base_batch_size", "trace_per_decade"):
             _check_int(name, getattr(self, name), 1)
-        for name in ("ghost_size", "checkpoint_every", "max_steps"):
+        for name in ("ghost_size", "max_steps"):
             if getattr(self, name) is not None:
                 _check_int(name, getattr(self, name), 2 if name == "ghost_size" else 1)
         if self.ghost_size is not None and self.ghost_size > self.batch_size:
@@ -197,8 +249,17 @@ class TrainConfig:
             raise ValueError(
                 f"augment must be one of {('auto', *AUGMENTATIONS)}, got {self.augment!r}"
             )
-        if self.device not in ("auto", "cpu", "cuda"):
-            raise ValueError(f"device must be 'auto', 'cpu' or 'cuda', got {self.device!r}")
+        if self.replicas is None:
+            object.__setattr__(self, "replicas", _world_size_from_env())
+        _check_int("replicas", self.replicas, 1)
+        if self.bn_mode not in BN_MODES:
+            raise ValueError(f"bn_mode must be one of {BN_MODES}, got {self.bn_mode!r}")
+        if self.replicas == 1 or self.ghost_size is not None:
+            object.__setattr__(self, "bn_mode", "replica")
+        if not 0 < self.lr_decay <= 1:
+            raise ValueError(f"lr_decay must be in (0, 1], got {self.lr_decay!r}")
+        if not self.momentum < 1:
+            raise ValueError(f"momentum must be in [0, 1), got {self.momentum!r}")
         if not (self.eval_every is None or self.eval_every == "epoch"):
             _check_int("eval_every", self.eval_every, 1)
         if not isinstance(self.regime_adaptation, bool):
@@ -209,6 +270,16 @@ class TrainConfig:
         object.__setattr__(self, "milestones", milestones)
         for name in ("epochs", "lr", "lr_decay", "momentum", "weight_decay", "warmup_epochs"):
             object.__setattr__(self, name, float(getattr(self, name)))
+
+
+def _world_size_from_env() -> int:
+    text = os.environ.get("WORLD_SIZE", "1")
+    try:
+        return int(text)
+    except ValueError:
+        raise ValueError(
+            f"environment variable WORLD_SIZE must be an integer, got {text!r}"
+        ) from None
 
 
 def _check_int(name: str, value: object, low: int) -> None:
@@ -224,6 +295,57 @@ def _check_number(name: str, value: object, positive: bool) -> None:
             f"{name} must be a finite {'positive' if positive else 'non-negative'} number, "
             f"got {value!r}"
         )
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """Where and how a run executes; never part of its identity (not hashed).
+
+    Parameters
+    ----------
+    device : {"auto", "cpu", "cuda"}
+        ``"auto"`` is CUDA when available.
+    data_root : str, optional
+        Folder of user data files (``mnist``, ``cifar10``, ``cifar100``, ``imagenet``).
+    threads : int, optional
+        Torch intra-op threads for the run (the process's setting is restored after);
+        ``None`` leaves it alone.
+    progress : bool
+        Show a progress bar (rank 0).
+    checkpoint_interval_s : float
+        Write a checkpoint when this many seconds have passed since the last one (and always
+        at the end), so an interrupted run resumes mid-run; ``inf`` for only at the end.
+    checkpoint_every : int, optional
+        Also write a checkpoint every so many steps.
+    """
+
+    device: str = "auto"
+    data_root: str | None = None
+    threads: int | None = None
+    progress: bool = True
+    checkpoint_interval_s: float = 60.0
+    checkpoint_every: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.device not in ("auto", "cpu", "cuda"):
+            raise ValueError(f"device must be 'auto', 'cpu' or 'cuda', got {self.device!r}")
+        if self.data_root is not None and not isinstance(self.data_root, (str, Path)):
+            raise TypeError(f"data_root must be a path or None, got {self.data_root!r}")
+        for name in ("threads", "checkpoint_every"):
+            if getattr(self, name) is not None:
+                _check_int(name, getattr(self, name), 1)
+        if not isinstance(self.progress, bool):
+            raise TypeError(f"progress must be a bool, got {self.progress!r}")
+        interval = self.checkpoint_interval_s
+        if (
+            isinstance(interval, bool)
+            or not isinstance(interval, (int, float))
+            or not (interval >= 0)
+        ):
+            raise ValueError(
+                f"checkpoint_interval_s must be a number >= 0 (inf: only at the end), "
+                f"got {interval!r}"
+            )
 
 
 # ----------------------------------------------------------------------------- pieces
@@ -265,12 +387,14 @@ def _evaluate(
 
 
 def _rng_state() -> dict:
-    np_state = np.random.get_state()
+    """Every random state of the process, as tensors and plain types (``weights_only`` safe)."""
+    kind, keys, pos, has_gauss, gauss = np.random.get_state()
+    version, internal, gauss_next = random.getstate()
     return {
         "torch": torch.get_rng_state(),
         "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-        "numpy": (np_state[0], torch.from_numpy(np_state[1].astype(np.int64)), *np_state[2:]),
-        "python": random.getstate(),
+        "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, gauss],
+        "python": [version, list(internal), gauss_next],
     }
 
 
@@ -280,39 +404,70 @@ def _set_rng_state(state: dict) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
     kind, keys, *rest = state["numpy"]
     np.random.set_state((kind, keys.numpy().astype(np.uint32), *rest))
-    random.setstate(state["python"])
+    version, internal, gauss_next = state["python"]
+    random.setstate((version, tuple(internal), gauss_next))
 
 
 def load_checkpoint(path: str | Path) -> dict:
-    """Read a checkpoint written by :func:`train` (a run folder or the file itself)."""
+    """Read a checkpoint written by :func:`train` (a run folder or the file itself).
+
+    Checkpoints hold tensors and plain types only and are read with ``weights_only=True``:
+    a file holding anything else is refused, nothing in it runs.
+
+    Raises
+    ------
+    FileNotFoundError
+        If there is no checkpoint.
+    ValueError
+        Naming the file, if it is not a readable checkpoint of tensors and plain types.
+    """
     path = Path(path)
     if path.is_dir():
         path = path / CHECKPOINT_FILE
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint at {str(path)!r}")
-    return torch.load(path, map_location="cpu", weights_only=False)
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises several types for truncated or foreign files
+        raise ValueError(
+            f"checkpoint {str(path)!r} is not a readable checkpoint of tensors and plain "
+            f"types ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})"
+        ) from exc
+    missing = [k for k in _CHECKPOINT_KEYS if not isinstance(ckpt, dict) or k not in ckpt]
+    if missing:
+        raise ValueError(f"checkpoint {str(path)!r} lacks the keys {missing}")
+    return ckpt
 
 
-def load_model(run: Run | str | Path) -> nn.Module:
-    """The trained model of a finished run (final weights from its checkpoint), in eval mode."""
+def load_model(run: Run | str | Path, data_root: str | None = None) -> nn.Module:
+    """The trained model of a finished run (final weights from its checkpoint), in eval mode.
+
+    ``data_root`` is needed for datasets read from user files (their class count).
+    """
     run = run if isinstance(run, Run) else load_run(run)
-    cfg = run.config
-    data = _load_data(TrainConfig(**{**cfg, "milestones": tuple(cfg["milestones"])}))
-    model = _build_model(TrainConfig(**{**cfg, "milestones": tuple(cfg["milestones"])}), data)
+    try:
+        config = TrainConfig(**{**run.config, "milestones": tuple(run.config["milestones"])})
+    except TypeError as exc:
+        raise ValueError(
+            f"run folder {str(run.path)!r} is stale: its config.json was written by an older "
+            f"trainer ({exc})"
+        ) from exc
+    data = _load_data(config, data_root)
+    model = _build_model(config, data)
     model.load_state_dict(load_checkpoint(run.path)["model"])
     return model.eval()
 
 
-def _load_data(config: TrainConfig):
+def _load_data(config: TrainConfig, data_root: str | None):
     if config.data == "random":
         probe = build(config.model)
         return load_dataset(
             "random", seed=config.seed, input_shape=probe.input_shape, num_classes=probe.num_classes
         )
-    return load_dataset(config.data, config.data_root, config.seed)
+    return load_dataset(config.data, data_root, config.seed)
 
 
-def _build_model(config: TrainConfig, data) -> nn.Module:
+def _build_model(config: TrainConfig, data, info: DistInfo | None = None) -> nn.Module:
     torch.manual_seed(config.seed)
     model = build(config.model, data.num_classes)
     if math.prod(model.input_shape) != math.prod(data.input_shape) or (
@@ -324,83 +479,69 @@ def _build_model(config: TrainConfig, data) -> nn.Module:
         )
     if config.ghost_size is not None:
         convert_to_ghost(model, config.ghost_size)
+    if config.bn_mode == "sync" and info is not None and info.distributed:
+        convert_to_sync(model, info.device)
     return model
 
 
-# ----------------------------------------------------------------------------- the run
-def train(
-    config: TrainConfig,
-    root: str | Path,
-    *,
-    resume: bool = True,
-    progress: bool = True,
-    force: bool = False,
-    on_checkpoint: Callable[[int], None] | None = None,
-) -> Run:
-    """Train ``config`` and write its run folder under ``root`` (or return the finished run).
+# ----------------------------------------------------------------------------- the plan
+@dataclass(frozen=True)
+class Plan:
+    """Everything a run decides before its first step (a pure function of the config and data).
 
-    Parameters
+    Attributes
     ----------
-    config : TrainConfig
-        The run.
-    root : path
-        Parent folder of run folders (see :mod:`diffusion.records`).
-    resume : bool
-        Continue from the run folder's checkpoint when there is one.
-    progress : bool
-        Show a progress bar.
-    force : bool
-        Train again even when a finished run exists.
-    on_checkpoint : callable, optional
-        Called with the step after each checkpoint is written (rank 0).
-
-    Returns
-    -------
-    diffusion.records.Run
-        Records (the traces, see the module docstring) and summary (final accuracies, steps,
-        epochs, wall time, device).
+    total_steps : int
+        Updates made.
+    schedule : deep.regime.Schedule
+        Learning rate of every update.
+    regime : deep.regime.AdaptedRegime
+        Epochs and milestones after regime adaptation.
+    local_batch : int
+        Samples per replica and step.
+    augmentation : str
+        The training augmentation.
+    crop : tuple of int or None
+        Image height and width (the crop of the augmentation and of evaluation).
+    record_at, eval_at : frozenset of int
+        Steps at which the trace is recorded and at which the model is evaluated.
     """
-    if not isinstance(config, TrainConfig):
-        raise TypeError(f"config must be a TrainConfig, got {type(config).__name__}")
-    path = run_dir(root, config)
-    if not force:
-        try:
-            run = load_run(path)
-            if run.meta.get("hash") == config_hash(config):
-                return run
-        except IncompleteRunError:
-            pass
-    info = setup(config.device)
-    try:
-        records, summary = _train(config, info, path, resume, progress, on_checkpoint)
-        if info.is_main:
-            save_run(root, config, records, summary)
-        if info.distributed:
-            dist.barrier()
-        return load_run(path)
-    finally:
-        teardown(info)
+
+    total_steps: int
+    schedule: Schedule
+    regime: AdaptedRegime
+    local_batch: int
+    augmentation: str
+    crop: tuple[int, ...] | None
+    record_at: frozenset[int]
+    eval_at: frozenset[int]
 
 
-def _train(
-    config: TrainConfig, info: DistInfo, path: Path, resume: bool, progress: bool, on_checkpoint
-) -> tuple[dict, dict]:
-    started = time.perf_counter()
-    device = info.device
-    # ---- data, model, regime
-    data = _load_data(config)
-    model = _build_model(config, data).to(device)
+def make_plan(config: TrainConfig, data, world_size: int = 1) -> Plan:
+    """The :class:`Plan` of ``config`` on ``data`` with ``world_size`` replicas.
+
+    Raises
+    ------
+    ValueError
+        If the batch exceeds the training split, does not divide over the replicas, or the
+        ghost size exceeds the per-replica batch.
+    """
     n_train = len(data.train)
-    local_batch, rest = divmod(config.batch_size, info.world_size)
+    if config.batch_size > n_train:
+        raise ValueError(
+            f"batch_size {config.batch_size} exceeds the {n_train} samples of the {config.data!r} "
+            "training split (a step would repeat samples)"
+        )
+    local_batch, rest = divmod(config.batch_size, world_size)
     if rest:
         raise ValueError(
-            f"batch_size {config.batch_size} is not divisible by the {info.world_size} replicas"
+            f"batch_size {config.batch_size} is not divisible by the {world_size} replicas"
         )
     if config.ghost_size is not None and config.ghost_size > local_batch:
         raise ValueError(
             f"ghost_size {config.ghost_size} exceeds the per-replica batch {local_batch}"
         )
-    schedule, regime, total_steps = build_schedule(
+    schedule, regime, total = build_schedule(
         base_lr=config.lr,
         batch_size=config.batch_size,
         base_batch_size=config.base_batch_size,
@@ -413,209 +554,403 @@ def _train(
         regime_adaptation=config.regime_adaptation,
     )
     if config.max_steps is not None:
-        total_steps = min(total_steps, config.max_steps)
-    augmentation = default_augmentation(config.data) if config.augment == "auto" else config.augment
-    crop = tuple(data.input_shape[1:]) if len(data.input_shape) == 3 else None  # image H, W
-    order = BatchOrder(n_train, config.batch_size, config.seed)
-    optimizer = torch.optim.SGD(
-        model.parameters(),
-        lr=schedule(0),
-        momentum=config.momentum,
-        weight_decay=config.weight_decay,
-    )
-    names = [name for name, _ in model.named_parameters()]
-    params = [p for _, p in model.named_parameters()]
-
-    # ---- when to record, evaluate, checkpoint
-    epoch_ends = [
-        steps_for_epochs(e, n_train, config.batch_size) for e in range(1, int(regime.epochs) + 1)
-    ]
-    epoch_ends = [s for s in epoch_ends if s <= total_steps]
+        total = min(total, config.max_steps)
+    epoch_ends = {
+        s
+        for e in range(1, int(regime.epochs) + 1)
+        if (s := steps_for_epochs(e, n_train, config.batch_size)) <= total
+    }
     if config.eval_every == "epoch":
         eval_at = set(epoch_ends)
     elif config.eval_every is None:
         eval_at = set()
     else:
-        eval_at = set(range(config.eval_every, total_steps + 1, config.eval_every))
-    eval_at.add(total_steps)
-    record_at = (
-        set(log_schedule(total_steps, config.trace_per_decade, start=0).tolist())
-        if total_steps >= 1
-        else {0}
+        eval_at = set(range(config.eval_every, total + 1, config.eval_every))
+    eval_at.add(total)
+    logged = log_schedule(total, config.trace_per_decade, start=0).tolist() if total else [0]
+    augmentation = default_augmentation(config.data) if config.augment == "auto" else config.augment
+    return Plan(
+        total_steps=total,
+        schedule=schedule,
+        regime=regime,
+        local_batch=local_batch,
+        augmentation=augmentation,
+        crop=tuple(data.input_shape[1:]) if len(data.input_shape) == 3 else None,
+        record_at=frozenset(logged) | epoch_ends | eval_at,
+        eval_at=frozenset(eval_at),
     )
-    record_at |= set(epoch_ends) | eval_at
 
-    # ---- fresh start or resume
-    rec: dict[str, list] = {
-        "t": [],
-        "distance": [],
-        "loss": [],
-        "lr": [],
-        "layers": [],
-        "train_acc": [],
-        "train_loss": [],
-        "val_acc": [],
-        "val_loss": [],
-    }
-    checkpoint_path = path / CHECKPOINT_FILE
-    start = 0
-    initial = [p.detach().clone() for p in params]
-    if resume and checkpoint_path.is_file():
-        ckpt = load_checkpoint(checkpoint_path)
-        if ckpt["hash"] != config_hash(config):
-            raise ValueError(
-                f"checkpoint {str(checkpoint_path)!r} belongs to another configuration"
-            )
+
+# ----------------------------------------------------------------------------- the recorder
+class Recorder:
+    """The only part of the trainer that touches the records and the checkpoint files.
+
+    It keeps the initial weights, appends one row per recorded step (distances, loss,
+    learning rate, scores), decides when a checkpoint is due (time since the last one, step
+    cadence), writes and reads checkpoints, and adds up the wall time over resumed segments.
+
+    A checkpoint is two files written atomically: ``checkpoint-records.npz`` (the rows so
+    far) first, then ``checkpoint.pt`` (model, optimiser, step, initial weights, random
+    states, row count, elapsed time: tensors and plain types only). A kill between the two
+    leaves a records file with more rows than the checkpoint names, and only its first rows
+    are read.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        config: TrainConfig,
+        model: nn.Module,
+        plan: Plan,
+        info: DistInfo,
+        runtime: Runtime,
+        on_checkpoint: Callable[[int], None] | None = None,
+    ) -> None:
+        self.path, self.config, self.plan, self.info, self.runtime = (
+            path,
+            config,
+            plan,
+            info,
+            runtime,
+        )
+        self.names = [name for name, _ in model.named_parameters()]
+        self.params = [p for _, p in model.named_parameters()]
+        self.initial = [p.detach().clone() for p in self.params]
+        self.rows: dict[str, list] = {key: [] for key in _ROW_KEYS}
+        self.on_checkpoint = on_checkpoint
+        self.start_step = 0
+        self.saved_step: int | None = None
+        self.elapsed_before = 0.0
+        self._segment_start = time.perf_counter()
+        self._last_save = time.monotonic()
+
+    # ---- resume
+    def resume(self, model: nn.Module, optimizer: torch.optim.Optimizer) -> int:
+        """Restore the run folder's checkpoint into ``model`` and ``optimizer``; the start step.
+
+        Without a checkpoint the dropout stream of this replica is seeded and 0 is returned.
+        """
+        ckpt_path = self.path / CHECKPOINT_FILE
+        if not ckpt_path.is_file():
+            return self.fresh()
+        ckpt = load_checkpoint(ckpt_path)
+        if ckpt["hash"] != config_hash(self.config):
+            raise ValueError(f"checkpoint {str(ckpt_path)!r} belongs to another configuration")
         model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
-        initial = [t.to(device) for t in ckpt["initial"]]
-        rec = ckpt["records"]
-        start = ckpt["step"]
-        rng = ckpt["rng"][info.rank] if info.rank < len(ckpt["rng"]) else ckpt["rng"][0]
-        _set_rng_state(rng)
-    else:
-        torch.manual_seed(config.seed + 7919 * (info.rank + 1))  # dropout stream of this replica
-    net = model
-    if info.distributed:
-        net = nn.parallel.DistributedDataParallel(
-            model,
-            device_ids=[device.index] if device.type == "cuda" else None,
-            broadcast_buffers=False,
-        )
+        device = self.params[0].device
+        self.initial = [t.to(device) for t in ckpt["initial"]]
+        self.rows = _read_rows(self.path / CHECKPOINT_RECORDS_FILE, ckpt["rows"], len(self.names))
+        states = ckpt["rng"]
+        _set_rng_state(states[self.info.rank] if self.info.rank < len(states) else states[0])
+        self.start_step = self.saved_step = int(ckpt["step"])
+        self.elapsed_before = float(ckpt["wall_time_s"])
+        return self.start_step
 
-    def save_checkpoint(step: int) -> None:
+    def fresh(self) -> int:
+        """Start from step 0: seed this replica's dropout stream."""
+        torch.manual_seed(self.config.seed + 7919 * (self.info.rank + 1))
+        return 0
+
+    # ---- rows
+    def record(self, step: int, loss: float, scores: tuple[float, ...] | None) -> float:
+        """Append the row of ``step``; returns the distance ||w_t - w_0||."""
+        layers = _distances(self.params, self.initial)
+        distance = float(np.sqrt(np.sum(layers**2)))
+        row = (step, distance, loss, self.plan.schedule(step), layers)
+        for key, value in zip(_ROW_KEYS, (*row, *(scores or (math.nan,) * 4)), strict=True):
+            self.rows[key].append(value)
+        return distance
+
+    @property
+    def finished(self) -> bool:
+        """Whether the last row is the final step (a kill after the final checkpoint)."""
+        return bool(self.rows["t"]) and self.rows["t"][-1] == self.plan.total_steps
+
+    # ---- checkpoints
+    def due(self, step: int) -> bool:
+        """Whether a checkpoint is due after ``step`` updates (the same answer on every replica)."""
+        if step >= self.plan.total_steps:
+            return False
+        every = self.runtime.checkpoint_every
+        due = bool(every and step % every == 0)
+        due = due or time.monotonic() - self._last_save >= self.runtime.checkpoint_interval_s
+        if self.info.distributed:
+            flag = torch.tensor([float(due)], device=self.info.device)
+            dist.broadcast(flag, 0)
+            due = bool(flag.item())
+        return due
+
+    def save(self, step: int, model: nn.Module, optimizer: torch.optim.Optimizer) -> None:
+        """Write the checkpoint of ``step`` (collective under DDP; rank 0 writes)."""
         states = [_rng_state()]
-        if info.distributed:
-            states = [None] * info.world_size
+        if self.info.distributed:
+            states = [None] * self.info.world_size
             dist.all_gather_object(states, _rng_state())
-        if info.is_main:
+        if self.info.is_main:
+            atomic_write_npz(self.path / CHECKPOINT_RECORDS_FILE, self._row_arrays())
             buf = io.BytesIO()
             torch.save(
                 {
+                    "format": CHECKPOINT_FORMAT,
                     "step": step,
-                    "hash": config_hash(config),
-                    "config": asdict(config),
+                    "hash": config_hash(self.config),
+                    "config": to_jsonable(asdict(self.config)),
                     "model": model.state_dict(),
                     "optimizer": optimizer.state_dict(),
-                    "initial": [t.cpu() for t in initial],
-                    "records": rec,
+                    "initial": [t.cpu() for t in self.initial],
+                    "rows": len(self.rows["t"]),
                     "rng": states,
-                    "schedule": asdict(schedule),
+                    "wall_time_s": self.wall_time,
                 },
                 buf,
             )
-            atomic_write_bytes(checkpoint_path, buf.getvalue())
-            if on_checkpoint is not None:
-                on_checkpoint(step)
-        if info.distributed:
+            atomic_write_bytes(self.path / CHECKPOINT_FILE, buf.getvalue())
+            if self.on_checkpoint is not None:
+                self.on_checkpoint(step)
+        self.saved_step = step
+        self._last_save = time.monotonic()
+        if self.info.distributed:
             dist.barrier()
 
-    def record(step: int, loss: float) -> None:
-        layers = _distances(params, initial)
-        rec["t"].append(step)
-        rec["distance"].append(float(np.sqrt(np.sum(layers**2))))
-        rec["layers"].append(layers)
-        rec["loss"].append(loss)
-        rec["lr"].append(schedule(step))
-        evaluated = step in eval_at and info.is_main
-        scores = (
-            (
-                *_evaluate(model, data.train.x, data.train.y, device, crop),
-                *_evaluate(model, data.val.x, data.val.y, device, crop),
-            )
-            if evaluated
-            else (math.nan,) * 4
-        )
-        for key, value in zip(EVAL_KEYS, scores, strict=True):
-            rec[key].append(value)
+    @property
+    def wall_time(self) -> float:
+        """Seconds of training so far, over every resumed segment."""
+        return self.elapsed_before + time.perf_counter() - self._segment_start
 
-    # ---- the loop
+    def _row_arrays(self) -> dict[str, np.ndarray]:
+        out = {key: np.asarray(self.rows[key], dtype=float) for key in _ROW_KEYS if key != "layers"}
+        out["t"] = np.asarray(self.rows["t"], dtype=np.int64)
+        out["layers"] = np.asarray(self.rows["layers"], dtype=float).reshape(-1, len(self.names))
+        return out
+
+    # ---- the records of the finished run
+    def records(self) -> dict[str, np.ndarray]:
+        """The run's two traces as arrays (see the module docstring)."""
+        rows = self._row_arrays()
+        t, layers = rows["t"], rows["layers"]
+        extras = {"loss": rows["loss"], "lr": rows["lr"]}
+        extras.update({f"dist.{name}": layers[:, i] for i, name in enumerate(self.names)})
+        extras.update({key: rows[key] for key in EVAL_KEYS})
+        trace = Trace(t, rows["distance"], extras)
+        evaluated = np.isin(t, sorted(self.plan.eval_at))
+        eval_trace = Trace(
+            t[evaluated], trace.distance[evaluated], {k: rows[k][evaluated] for k in EVAL_KEYS}
+        )
+        return {**trace.to_arrays(""), **eval_trace.to_arrays("eval.")}
+
+
+_ROW_KEYS = ("t", "distance", "loss", "lr", "layers", *EVAL_KEYS)
+
+
+def _read_rows(path: Path, count: int, n_params: int) -> dict[str, list]:
+    """The first ``count`` rows of a checkpoint's records file."""
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            arrays = {key: npz[key] for key in _ROW_KEYS}
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
+        raise ValueError(f"checkpoint records {str(path)!r} are unreadable: {exc}") from exc
+    if len(arrays["t"]) < count or arrays["layers"].shape[1:] != (n_params,):
+        raise ValueError(
+            f"checkpoint records {str(path)!r} hold {len(arrays['t'])} rows of "
+            f"{arrays['layers'].shape[1:]} distances; the checkpoint needs {count} of ({n_params},)"
+        )
+    rows = {key: arrays[key][:count].tolist() for key in _ROW_KEYS if key != "layers"}
+    rows["layers"] = list(arrays["layers"][:count])
+    return rows
+
+
+# ----------------------------------------------------------------------------- the run
+def train(
+    config: TrainConfig,
+    runs: str | Path = "runs",
+    *,
+    runtime: Runtime | None = None,
+    force: bool = False,
+    resume: bool = True,
+    on_checkpoint: Callable[[int], None] | None = None,
+    progress: bool | None = None,
+) -> Run:
+    """Train ``config`` and write its run folder under ``runs`` (or return the finished run).
+
+    Parameters
+    ----------
+    config : TrainConfig
+        The run (its identity: the folder is ``train-<hash>``).
+    runs : path
+        Parent folder of run folders (see :mod:`diffusion.records`).
+    runtime : Runtime, optional
+        Device, data folder, threads, progress bar and checkpoint cadence; ``Runtime()``
+        if omitted. Never part of the run's identity.
+    force : bool
+        Train again even when a finished run exists.
+    resume : bool
+        Continue from the run folder's checkpoint when there is one.
+    on_checkpoint : callable, optional
+        Called with the step after each checkpoint is written (rank 0).
+    progress : bool, optional
+        Overrides ``runtime.progress``.
+
+    Returns
+    -------
+    diffusion.records.Run
+        Records (the traces, see the module docstring) and summary (final accuracies, steps,
+        epochs, cumulative wall time, device, replicas and batch-norm mode).
+
+    Raises
+    ------
+    NonFiniteLossError
+        When the training loss becomes NaN or infinite.
+    ValueError
+        For a batch larger than the training split, a world size other than
+        ``config.replicas``, or an unreadable checkpoint.
+    """
+    if not isinstance(config, TrainConfig):
+        raise TypeError(f"config must be a TrainConfig, got {type(config).__name__}")
+    runtime = Runtime() if runtime is None else runtime
+    if not isinstance(runtime, Runtime):
+        raise TypeError(f"runtime must be a Runtime, got {type(runtime).__name__}")
+    if progress is not None:
+        runtime = replace(runtime, progress=bool(progress))
+    path = run_dir(runs, config)
+    if not force:
+        try:
+            run = load_run(path)
+            if run.meta.get("hash") == config_hash(config):
+                return run
+        except IncompleteRunError:
+            pass
+    info = setup(runtime.device)
+    try:
+        if info.world_size != config.replicas:
+            raise ValueError(
+                f"config.replicas is {config.replicas} but this process is one of "
+                f"{info.world_size} replicas (WORLD_SIZE); the world size is part of the run"
+            )
+        with _threads(runtime.threads):
+            records, summary = _train(config, runtime, info, path, resume, on_checkpoint)
+        if info.is_main:
+            save_run(runs, config, records, summary)
+        if info.distributed:
+            dist.barrier()
+        return load_run(path)
+    finally:
+        teardown(info)
+
+
+def _train(
+    config: TrainConfig,
+    runtime: Runtime,
+    info: DistInfo,
+    path: Path,
+    resume: bool,
+    on_checkpoint: Callable[[int], None] | None,
+) -> tuple[dict, dict]:
+    """Plan, loop, summary: the whole run on this replica."""
+    device = info.device
+    data = _load_data(config, runtime.data_root)
+    plan = make_plan(config, data, info.world_size)
+    model = _build_model(config, data, info).to(device)
+    optimizer = torch.optim.SGD(
+        model.parameters(),
+        lr=plan.schedule(0),
+        momentum=config.momentum,
+        weight_decay=config.weight_decay,
+    )
+    recorder = Recorder(path, config, model, plan, info, runtime, on_checkpoint)
+    start = recorder.resume(model, optimizer) if resume else recorder.fresh()
+    net = data_parallel(model, info)
+    order = BatchOrder(len(data.train), config.batch_size, config.seed)
+    lo, hi = info.rank * plan.local_batch, (info.rank + 1) * plan.local_batch
+
+    def batch(step: int) -> tuple[torch.Tensor, torch.Tensor]:
+        idx = order.indices(step)[lo:hi]
+        x = data.train.x[idx].to(device, non_blocking=True)
+        y = data.train.y[idx].to(device, non_blocking=True)
+        return augment_batch(x, plan.augmentation, _step_generator(config.seed, step), plan.crop), y
+
+    def scores(step: int) -> tuple[float, ...] | None:
+        if step not in plan.eval_at:
+            return None
+        average_running_stats(model, info)
+        if not info.is_main:
+            return None
+        return (
+            *_evaluate(model, data.train.x, data.train.y, device, plan.crop),
+            *_evaluate(model, data.val.x, data.val.y, device, plan.crop),
+        )
+
     bar = tqdm(
-        total=total_steps,
+        total=plan.total_steps,
         initial=start,
-        disable=not (progress and info.is_main),
+        disable=not (runtime.progress and info.is_main),
         desc=f"{config.model}/{config.data} B={config.batch_size}",
         dynamic_ncols=True,
     )
     model.train()
-    step = start
-    finished = bool(rec["t"]) and rec["t"][-1] == total_steps  # killed after the last checkpoint
-    for step in range(start, total_steps + (0 if finished else 1)):
-        idx = order.indices(step)[info.rank * local_batch : (info.rank + 1) * local_batch]
-        x = data.train.x[idx].to(device, non_blocking=True)
-        y = data.train.y[idx].to(device, non_blocking=True)
-        x = augment_batch(x, augmentation, _step_generator(config.seed, step), crop)
-        if step == total_steps:  # the last point: loss at w_T without touching running statistics
-            buffers = {k: v.clone() for k, v in model.named_buffers()}
-            with torch.no_grad():
-                loss_value = _global_loss(F.cross_entropy(model(x), y), info)
-            for k, v in model.named_buffers():
-                v.copy_(buffers[k])
-            record(step, loss_value)
-            break
+    for step in range(start, plan.total_steps):
+        x, y = batch(step)
         loss = F.cross_entropy(net(x), y)
         loss_value = _global_loss(loss, info)
         if not math.isfinite(loss_value):
             bar.close()
-            raise NonFiniteLossError(step, loss_value)
-        if step in record_at:
-            record(step, loss_value)
-            bar.set_postfix(
-                loss=f"{loss_value:.4f}", dist=f"{rec['distance'][-1]:.3f}", refresh=False
-            )
-        lr = schedule(step)
+            raise NonFiniteLossError(step, loss_value, recorder.saved_step, path)
+        if step in plan.record_at:
+            distance = recorder.record(step, loss_value, scores(step))
+            bar.set_postfix(loss=f"{loss_value:.4f}", dist=f"{distance:.3f}", refresh=False)
         for group in optimizer.param_groups:
-            group["lr"] = lr
+            group["lr"] = plan.schedule(step)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if config.grad_clip is not None:
             nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
         optimizer.step()
         bar.update(1)
-        if (
-            config.checkpoint_every
-            and (step + 1) % config.checkpoint_every == 0
-            and step + 1 < total_steps
-        ):
-            save_checkpoint(step + 1)
+        if recorder.due(step + 1):
+            average_running_stats(model, info)
+            recorder.save(step + 1, model, optimizer)
     bar.close()
-    save_checkpoint(total_steps)
+    if not recorder.finished:  # the last point: loss at w_T, running statistics untouched
+        x, y = batch(plan.total_steps)
+        loss_value = _global_loss(_loss_keeping_buffers(model, x, y), info)
+        recorder.record(plan.total_steps, loss_value, scores(plan.total_steps))
+    average_running_stats(model, info)
+    recorder.save(plan.total_steps, model, optimizer)
+    return recorder.records(), _summary(config, info, data, plan, recorder)
 
-    # ---- records and summary
-    t = np.asarray(rec["t"], dtype=np.int64)
-    layers = np.asarray(rec["layers"])
-    extras = {"loss": np.asarray(rec["loss"]), "lr": np.asarray(rec["lr"])}
-    extras.update({f"dist.{name}": layers[:, i] for i, name in enumerate(names)})
-    for key in EVAL_KEYS:
-        extras[key] = np.asarray(rec[key], dtype=float)
-    trace = Trace(t, np.asarray(rec["distance"]), extras)
-    evaluated = np.isin(t, sorted(eval_at))
-    eval_trace = Trace(
-        t[evaluated],
-        trace.distance[evaluated],
-        {k: extras[k][evaluated] for k in EVAL_KEYS},
-    )
-    records = {**trace.to_arrays(""), **eval_trace.to_arrays("eval.")}
-    summary = {
-        "final_val_acc": float(eval_trace.extras["val_acc"][-1]) if info.is_main else None,
-        "final_val_loss": float(eval_trace.extras["val_loss"][-1]) if info.is_main else None,
-        "final_train_acc": float(eval_trace.extras["train_acc"][-1]) if info.is_main else None,
-        "final_train_loss": float(eval_trace.extras["train_loss"][-1]) if info.is_main else None,
-        "final_distance": float(trace.distance[-1]),
-        "steps": int(total_steps),
-        "epochs": total_steps * config.batch_size / n_train,
-        "regime_factor": regime.factor,
-        "peak_lr": schedule.peak_lr,
+
+def _summary(config: TrainConfig, info: DistInfo, data, plan: Plan, recorder: Recorder) -> dict:
+    """The run's summary.json (final scores are rank 0's, which alone evaluates)."""
+    rows = recorder.rows
+    final = {f"final_{key}": float(rows[key][-1]) if info.is_main else None for key in EVAL_KEYS}
+    n_train = len(data.train)
+    return {
+        **final,
+        "final_distance": float(rows["distance"][-1]),
+        "steps": plan.total_steps,
+        "epochs": plan.total_steps * config.batch_size / n_train,
+        "regime_factor": plan.regime.factor,
+        "peak_lr": plan.schedule.peak_lr,
         "steps_per_epoch": n_train / config.batch_size,
         "n_train": n_train,
         "n_val": len(data.val),
-        "wall_time_s": time.perf_counter() - started,
-        "resumed_from": start,
-        "device": str(device),
+        "wall_time_s": recorder.wall_time,
+        "resumed_from": recorder.start_step,
+        "device": str(info.device),
         "world_size": info.world_size,
-        "parameters": names,
+        "bn_mode": config.bn_mode,
+        "parameters": recorder.names,
     }
-    return records, summary
+
+
+def _loss_keeping_buffers(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """The training-mode loss of a batch, leaving the running statistics as they were."""
+    buffers = {k: v.clone() for k, v in model.named_buffers()}
+    with torch.no_grad():
+        loss = F.cross_entropy(model(x), y)
+    for k, v in model.named_buffers():
+        v.copy_(buffers[k])
+    return loss
 
 
 def _global_loss(loss: torch.Tensor, info: DistInfo) -> float:
@@ -626,3 +961,15 @@ def _global_loss(loss: torch.Tensor, info: DistInfo) -> float:
         dist.all_reduce(value)
         value /= info.world_size
     return float(value)
+
+
+@contextmanager
+def _threads(n: int | None):
+    """Run the block with ``n`` torch intra-op threads (unchanged for ``None``)."""
+    before = torch.get_num_threads()
+    if n is not None:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)

@@ -126,11 +126,15 @@ def _canonical(obj: Any) -> str:
 
 def config_hash(config: Any) -> str:
     """SHA-256 (hex) of the configuration's kind and canonical JSON."""
-    payload = {"kind": type(config).__name__, "config": config_to_dict(config)}
+    kind = getattr(type(config), "KIND", None) or type(config).__name__
+    payload = {"kind": kind, "config": config_to_dict(config)}
     return hashlib.sha256(_canonical(payload).encode()).hexdigest()
 
 
 def _kind(config: Any) -> str:
+    kind = getattr(type(config), "KIND", None)
+    if isinstance(kind, str) and kind:
+        return kind
     name = type(config).__name__
     return name[:-6].lower() if name.endswith("Config") and len(name) > 6 else name.lower()
 

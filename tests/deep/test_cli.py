@@ -31,7 +31,7 @@ def test_train_writes_a_run(tmp_path, capsys):
         "--device",
         "cpu",
         "--no-progress",
-        "--root",
+        "--runs",
         str(tmp_path),
     ]
     assert main(argv) == 0
@@ -42,6 +42,22 @@ def test_train_writes_a_run(tmp_path, capsys):
     assert shown["steps"] == run.summary["steps"] == -(-run.summary["n_train"] // 64)
     assert run.config["ghost_size"] == 32 and run.config["regime_adaptation"] is True
     assert run.summary["peak_lr"] == pytest.approx(0.2)
+
+
+def test_device_cpu_and_auto_share_a_run_folder(tmp_path, capsys):
+    """The device is an execution setting, not part of the run's identity: the ``auto`` command
+    finds the folder written by the ``cpu`` one and reuses it (same wall time, no training).
+    Catches a device field hashed into the run folder's name."""
+    argv = ["train", "--model", "mlp_digits", "--data", "digits", "--epochs", "1"]
+    argv += ["--no-progress", "--runs", str(tmp_path)]
+    outputs = []
+    for device in ("cpu", "auto"):
+        assert main([*argv, "--device", device]) == 0
+        outputs.append(capsys.readouterr().out)
+    paths = [out.splitlines()[0] for out in outputs]
+    walls = [json.loads(out[out.index("{") :])["wall_time_s"] for out in outputs]
+    assert paths[0] == paths[1] and walls[0] == walls[1]
+    assert len(list(tmp_path.iterdir())) == 1 and paths[0].split("/")[-1].startswith("train-")
 
 
 @pytest.mark.parametrize(
@@ -58,7 +74,7 @@ def test_train_writes_a_run(tmp_path, capsys):
 )
 def test_errors_are_messages(tmp_path, capsys, argv, match):
     with pytest.raises(SystemExit) as info:
-        main([*argv, "--root", str(tmp_path), "--no-progress", "--device", "cpu"])
+        main([*argv, "--runs", str(tmp_path), "--no-progress", "--device", "cpu"])
     assert info.value.code == 2
     assert match in capsys.readouterr().err
 

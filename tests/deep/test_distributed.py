@@ -23,15 +23,14 @@ CONFIG = dict(
     lr=0.1,
     eval_every=None,
     trace_per_decade=10,
-    device="cpu",
 )
 
 SCRIPT = textwrap.dedent(f"""
     import sys
     import torch
     torch.set_num_threads(1)
-    from deep.train import TrainConfig, train
-    train(TrainConfig(**{CONFIG!r}), sys.argv[1], progress=False)
+    from deep.train import Runtime, TrainConfig, train
+    train(TrainConfig(**{CONFIG!r}), sys.argv[1], runtime=Runtime(device="cpu", progress=False))
 """)
 
 
@@ -52,7 +51,8 @@ def test_two_replicas_match_one_process(tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     single = train(TrainConfig(**CONFIG), tmp_path / "one", progress=False)
     ddp_folder = next((tmp_path / "ddp").iterdir())
-    assert ddp_folder.name == single.path.name
+    # the world size is part of the run's identity: the two runs never share a folder
+    assert ddp_folder.name != single.path.name
     w_ddp = load_checkpoint(ddp_folder)["model"]
     w_one = load_checkpoint(single.path)["model"]
     steps = single.summary["steps"]

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -21,6 +22,7 @@ from deep.regime import steps_for_epochs
 from deep.train import (
     CHECKPOINT_FILE,
     NonFiniteLossError,
+    Runtime,
     TrainConfig,
     load_checkpoint,
     load_model,
@@ -37,15 +39,15 @@ SMALL = dict(
     lr_decay=0.2,
     momentum=0.9,
     weight_decay=1e-3,
-    device="cpu",
     trace_per_decade=10,
 )
+CPU = Runtime(device="cpu", progress=False, checkpoint_interval_s=math.inf)
 
 
 @pytest.fixture(scope="module")
 def small_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("runs")
-    return train(TrainConfig(**SMALL), root, progress=False), root
+    return train(TrainConfig(**SMALL), root, runtime=CPU), root
 
 
 def test_weights_equal_a_hand_written_sgd(small_run):
@@ -122,7 +124,7 @@ def test_trace_distance_and_schedule(small_run):
 
 def test_finished_run_is_reused(small_run):
     run, root = small_run
-    again = train(TrainConfig(**SMALL), root, progress=False)
+    again = train(TrainConfig(**SMALL), root, runtime=CPU)
     assert again.path == run.path and again.summary["wall_time_s"] == run.summary["wall_time_s"]
 
 
@@ -141,7 +143,7 @@ def test_ghost_bn_and_regime_adaptation(tmp_path):
             "warmup_epochs": 0.5,
         }
     )
-    run = train(cfg, tmp_path, progress=False)
+    run = train(cfg, tmp_path, runtime=CPU)
     n = run.summary["n_train"]
     assert run.summary["steps"] == math.ceil(n / 64)  # as many updates as one epoch at B=64
     assert run.summary["regime_factor"] == 4 and run.summary["peak_lr"] == pytest.approx(0.1)
@@ -151,11 +153,9 @@ def test_ghost_bn_and_regime_adaptation(tmp_path):
 
 
 def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
-    cfg = TrainConfig(
-        **{**SMALL, "lr": 1e30, "momentum": 0.0, "checkpoint_every": 1, "milestones": ()}
-    )
+    cfg = TrainConfig(**{**SMALL, "lr": 1e30, "momentum": 0.0, "milestones": ()})
     with pytest.raises(NonFiniteLossError, match=r"at step \d+") as info:
-        train(cfg, tmp_path, progress=False)
+        train(cfg, tmp_path, runtime=replace(CPU, checkpoint_every=1))
     folder = next(tmp_path.iterdir())
     ckpt = load_checkpoint(folder)
     assert 1 <= ckpt["step"] <= info.value.step  # written before the failure, never after
@@ -181,21 +181,23 @@ def test_bad_config(change, match):
 
 def test_model_and_data_shapes_must_agree(tmp_path):
     with pytest.raises(ValueError, match=r"takes samples of shape \(3, 32, 32\)"):
-        train(TrainConfig(**{**SMALL, "model": "c1"}), tmp_path, progress=False)
+        train(TrainConfig(**{**SMALL, "model": "c1"}), tmp_path, runtime=CPU)
 
 
 RESUME_SCRIPT = textwrap.dedent("""
     import os, signal, sys
     import torch
     torch.set_num_threads(1)
-    from deep.train import TrainConfig, train
-    cfg = TrainConfig(model="f1", data="mnist5k", batch_size=500, epochs=3.0, checkpoint_every=8,
-                      eval_every="epoch", trace_per_decade=10, device="cpu")
+    from deep.train import Runtime, TrainConfig, train
+    cfg = TrainConfig(model="f1", data="mnist5k", batch_size=500, epochs=3.0,
+                      eval_every="epoch", trace_per_decade=10)
+    runtime = Runtime(device="cpu", progress=False, checkpoint_every=8,
+                      checkpoint_interval_s=float("inf"))
     mode, root = sys.argv[1], sys.argv[2]
     def die(step):
         if mode == "kill" and step >= 8:
             os.kill(os.getpid(), signal.SIGKILL)  # no clean-up, as a crash or a pre-emption
-    train(cfg, root, progress=False, on_checkpoint=die)
+    train(cfg, root, runtime=runtime, on_checkpoint=die)
 """)
 
 
@@ -215,10 +217,10 @@ def test_resume_after_kill_is_bitwise_identical(tmp_path):
     assert load_checkpoint(folder_a)["step"] == 8 and not (folder_a / "summary.json").exists()
     namespace: dict = {}
     exec(compile(RESUME_SCRIPT.split("mode, root")[0], "job", "exec"), namespace)  # same config
-    cfg = namespace["cfg"]
-    resumed = train(cfg, tmp_path / "a", progress=False)  # picks up the dead process's checkpoint
+    cfg, runtime = namespace["cfg"], namespace["runtime"]
+    resumed = train(cfg, tmp_path / "a", runtime=runtime)  # picks up the dead process's checkpoint
     assert resumed.summary["resumed_from"] == 8
-    train(cfg, tmp_path / "b", progress=False)  # straight through, for comparison
+    train(cfg, tmp_path / "b", runtime=runtime)  # straight through, for comparison
     folder_b = next((tmp_path / "b").iterdir())
     assert folder_a.name == folder_b.name
     with np.load(folder_a / "records.npz") as ra, np.load(folder_b / "records.npz") as rb:
