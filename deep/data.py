@@ -23,7 +23,12 @@ Readers for user files under ``root``:
               memory (e.g. 10-100 classes), not the full 1.28M-image set; training crops a
               random 224x224 window and flips it (``augment="imagenet"``)
 
-The pickles are read with :mod:`pickle`, so only point ``root`` at files you trust.
+The CIFAR pickles are read by a restricted unpickler that builds only what real CIFAR
+batches contain (dicts, lists, bytes, numbers and numpy arrays): a pickle naming any other
+callable is refused before anything in it runs. Every reader checks what it read and raises
+:class:`DataFileError` (a ``ValueError``) naming the file and what is wrong: truncated or not
+the format, wrong magic number, missing keys, counts that differ between images and labels,
+labels outside the dataset's classes.
 Inputs are scaled to [0, 1] and standardised per channel with the training split's mean and
 standard deviation. Batches are taken by indexing (:class:`BatchOrder`), with no DataLoader.
 """
@@ -33,7 +38,9 @@ from __future__ import annotations
 import dataclasses
 import functools
 import gzip
+import io
 import pickle
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,6 +50,7 @@ import torch.nn.functional as F
 from sklearn.model_selection import train_test_split
 
 __all__ = [
+    "DataFileError",
     "DATASETS",
     "AUGMENTATIONS",
     "Split",
@@ -58,6 +66,10 @@ __all__ = [
 DATASETS = ("mnist5k", "mnist1d", "digits", "mnist", "cifar10", "cifar100", "imagenet", "random")
 AUGMENTATIONS = ("none", "cifar", "imagenet")
 _VALIDATION_FRACTION = 0.2
+
+
+class DataFileError(ValueError):
+    """A user data file that cannot be read as its dataset's format; the message names it."""
 
 
 @dataclass(frozen=True)
@@ -191,21 +203,21 @@ def read_idx(path: str | Path) -> np.ndarray:
         If the header is not an IDX header or the data does not match its dimensions.
     """
     path = Path(path)
-    raw = path.read_bytes()
-    if raw[:2] == b"\x1f\x8b":
-        raw = gzip.decompress(raw)
+    raw = _read_bytes(path)
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0:
-        raise ValueError(f"{str(path)!r} is not an IDX file (bad magic number)")
+        raise DataFileError(f"{str(path)!r} is not an IDX file (bad magic number)")
     dtypes = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
     if raw[2] not in dtypes:
-        raise ValueError(f"{str(path)!r} has an unknown IDX type code {raw[2]:#x}")
+        raise DataFileError(f"{str(path)!r} has an unknown IDX type code {raw[2]:#x}")
     ndim = raw[3]
+    if len(raw) < 4 + 4 * ndim:
+        raise DataFileError(f"{str(path)!r} is truncated inside its IDX header")
     dims = tuple(int(d) for d in np.frombuffer(raw, ">u4", count=ndim, offset=4))
     dtype = np.dtype(dtypes[raw[2]])
     offset = 4 + 4 * ndim
     count = int(np.prod(dims)) if dims else 1
     if len(raw) - offset != count * dtype.itemsize:
-        raise ValueError(
+        raise DataFileError(
             f"{str(path)!r}: header says {dims} but the file holds "
             f"{len(raw) - offset} bytes of data"
         )
@@ -216,6 +228,51 @@ def read_idx(path: str | Path) -> np.ndarray:
     )
 
 
+def _read_bytes(path: Path) -> bytes:
+    """The file's bytes, gunzipped when it starts with the gzip magic."""
+    raw = path.read_bytes()
+    if raw[:2] != b"\x1f\x8b":
+        return raw
+    try:
+        return gzip.decompress(raw)
+    except (EOFError, OSError, zlib.error) as exc:
+        raise DataFileError(
+            f"{str(path)!r} is a truncated or corrupt gzip file ({type(exc).__name__}: {exc})"
+        ) from exc
+
+
+def _checked_pair(
+    images: tuple[np.ndarray, Path],
+    labels: tuple[np.ndarray, Path],
+    sample_shape: tuple[int, ...],
+    num_classes: int,
+) -> None:
+    """Check one split read from files: image shape, equal counts, labels in the classes."""
+    (x, x_path), (y, y_path) = images, labels
+    if x.ndim != 1 + len(sample_shape) or tuple(x.shape[1:]) != sample_shape:
+        raise DataFileError(
+            f"{str(x_path)!r} holds images of shape {tuple(x.shape[1:])}, expected {sample_shape}"
+        )
+    if y.ndim != 1 or not np.issubdtype(y.dtype, np.integer):
+        raise DataFileError(
+            f"{str(y_path)!r} holds labels of shape {y.shape} and type {y.dtype}, "
+            "expected a 1-D array of integers"
+        )
+    if len(x) != len(y):
+        raise DataFileError(
+            f"counts differ: {len(x)} images in {str(x_path)!r} but {len(y)} labels in "
+            f"{str(y_path)!r}"
+        )
+    if len(y) == 0:
+        raise DataFileError(f"{str(y_path)!r} holds no samples")
+    bad = (y < 0) | (y >= num_classes)
+    if bad.any():
+        raise DataFileError(
+            f"{str(y_path)!r} has {int(bad.sum())} labels outside the {num_classes} classes "
+            f"0..{num_classes - 1} (e.g. {int(y[bad][0])})"
+        )
+
+
 def _mnist_idx(root: Path) -> tuple:
     stems = [
         "train-images-idx3-ubyte",
@@ -224,39 +281,102 @@ def _mnist_idx(root: Path) -> tuple:
         "t10k-labels-idx1-ubyte",
     ]
     expected = [f"{s}[.gz]" for s in stems]
-    arrays = [read_idx(_find(root, (s, s + ".gz"), "mnist", expected)) for s in stems]
-    x_tr, y_tr, x_va, y_va = arrays
+    paths = [_find(root, (s, s + ".gz"), "mnist", expected) for s in stems]
+    x_tr, y_tr, x_va, y_va = (read_idx(p) for p in paths)
+    _checked_pair((x_tr, paths[0]), (y_tr, paths[1]), (28, 28), 10)
+    _checked_pair((x_va, paths[2]), (y_va, paths[3]), (28, 28), 10)
     return x_tr[:, None] / 255.0, y_tr, x_va[:, None] / 255.0, y_va
 
 
-def _unpickle(path: Path) -> dict:
-    with open(path, "rb") as fh:
-        return pickle.load(fh, encoding="bytes")
+class _RefusedGlobal(pickle.UnpicklingError):
+    """A pickle asked for a callable outside the CIFAR allow-list."""
 
 
-def _cifar_images(batch: dict) -> np.ndarray:
-    return np.asarray(batch[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32) / 255.0
+class _CifarUnpickler(pickle.Unpickler):
+    """Builds only what CIFAR batches hold; any other global is refused before it is called."""
+
+    ALLOWED = frozenset(
+        {
+            ("numpy.core.multiarray", "_reconstruct"),
+            ("numpy._core.multiarray", "_reconstruct"),
+            ("numpy", "ndarray"),
+            ("numpy", "dtype"),
+            ("numpy.core.multiarray", "scalar"),  # numpy integers in re-pickled label lists
+            ("numpy._core.multiarray", "scalar"),
+            ("_codecs", "encode"),  # bytes in protocol-2 pickles written by Python 3
+        }
+    )
+
+    def find_class(self, module: str, name: str):
+        if (module, name) not in self.ALLOWED:
+            raise _RefusedGlobal(f"refused global {module}.{name}: not part of a CIFAR batch")
+        return super().find_class(module, name)
+
+
+def _unpickle(path: Path, keys: tuple[bytes, ...]) -> dict:
+    """A CIFAR batch read with :class:`_CifarUnpickler`, with ``keys`` checked present."""
+    raw = _read_bytes(path)
+    try:
+        batch = _CifarUnpickler(io.BytesIO(raw), encoding="bytes").load()
+    except _RefusedGlobal as exc:
+        raise DataFileError(f"{str(path)!r} is not a CIFAR batch: {exc}") from exc
+    except (
+        pickle.UnpicklingError,
+        EOFError,
+        ValueError,
+        TypeError,
+        AttributeError,
+        IndexError,
+        KeyError,
+    ) as exc:
+        raise DataFileError(
+            f"{str(path)!r} is truncated or not a pickle ({type(exc).__name__}: {exc})"
+        ) from exc
+    if not isinstance(batch, dict):
+        raise DataFileError(
+            f"{str(path)!r} holds a {type(batch).__name__}, not a CIFAR batch dictionary"
+        )
+    missing = [k.decode() for k in keys if k not in batch]
+    if missing:
+        found = sorted(
+            k.decode(errors="replace") if isinstance(k, bytes) else repr(k) for k in batch
+        )
+        raise DataFileError(f"{str(path)!r} lacks the keys {missing} (has {found})")
+    return batch
+
+
+def _cifar_split(batches: list[tuple[dict, Path]], label_key: bytes, num_classes: int) -> tuple:
+    """Images in [0, 1] as (N, 3, 32, 32) and labels of CIFAR batches, each batch checked."""
+    xs, ys = [], []
+    for batch, path in batches:
+        data = np.asarray(batch[b"data"])
+        labels = np.asarray(batch[label_key])
+        if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3 * 32 * 32:
+            raise DataFileError(
+                f"{str(path)!r}: data has shape {data.shape} and type {data.dtype}, "
+                "expected (N, 3072) uint8"
+            )
+        _checked_pair((data.reshape(-1, 3, 32, 32), path), (labels, path), (3, 32, 32), num_classes)
+        xs.append(data.reshape(-1, 3, 32, 32))
+        ys.append(labels)
+    return np.concatenate(xs) / 255.0, np.concatenate(ys)
 
 
 def _cifar10(root: Path) -> tuple:
     folder = root / "cifar-10-batches-py" if (root / "cifar-10-batches-py").is_dir() else root
     names = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
-    batches = [_unpickle(_find(folder, (n,), "cifar10", names)) for n in names]
-    x_tr = np.concatenate([_cifar_images(b) for b in batches[:5]])
-    y_tr = np.concatenate([b[b"labels"] for b in batches[:5]])
-    return x_tr, y_tr, _cifar_images(batches[5]), np.asarray(batches[5][b"labels"])
+    paths = [_find(folder, (n,), "cifar10", names) for n in names]
+    batches = [(_unpickle(p, (b"data", b"labels")), p) for p in paths]
+    return (*_cifar_split(batches[:5], b"labels", 10), *_cifar_split(batches[5:], b"labels", 10))
 
 
 def _cifar100(root: Path) -> tuple:
     folder = root / "cifar-100-python" if (root / "cifar-100-python").is_dir() else root
-    train, test = (
-        _unpickle(_find(folder, (n,), "cifar100", ["train", "test"])) for n in ("train", "test")
-    )
+    paths = [_find(folder, (n,), "cifar100", ["train", "test"]) for n in ("train", "test")]
+    batches = [(_unpickle(p, (b"data", b"fine_labels")), p) for p in paths]
     return (
-        _cifar_images(train),
-        np.asarray(train[b"fine_labels"]),
-        _cifar_images(test),
-        np.asarray(test[b"fine_labels"]),
+        *_cifar_split(batches[:1], b"fine_labels", 100),
+        *_cifar_split(batches[1:], b"fine_labels", 100),
     )
 
 
@@ -270,7 +390,12 @@ def _image_folder(folder: Path, classes: list[str], side: int) -> tuple[np.ndarr
     for label, name in enumerate(classes):
         files = sorted(p for p in (folder / name).glob("*") if p.suffix.lower() in _IMAGE_SUFFIXES)
         for path in files:
-            with Image.open(path) as im:
+            try:
+                im = Image.open(path)
+                im.load()
+            except (OSError, ValueError) as exc:  # UnidentifiedImageError is an OSError
+                raise DataFileError(f"{str(path)!r} is not a readable image: {exc}") from exc
+            with im:
                 im = im.convert("RGB")
                 scale = 256 / min(im.size)
                 im = im.resize(

@@ -242,3 +242,148 @@ def test_imagenet_augmentation_windows():
         assert any(torch.equal(out[i], w) or torch.equal(out[i], w.flip(-1)) for w in windows)
     centre = augment_batch(x, "none", None, (8, 8))
     assert torch.equal(centre, x[:, :, 2:10, 2:10])
+
+
+# ----------------------------------------------------------------------------- hostile files
+class _Hostile:
+    """Pickles to a call of ``os.system`` (what a crafted ``data_batch_1`` would hold)."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        import os
+
+        return (os.system, (f"touch {self.marker}",))
+
+
+def _cifar10_folder(tmp_path, rng):
+    folder = tmp_path / "cifar-10-batches-py"
+    folder.mkdir()
+    for i in range(1, 6):
+        _cifar_pickle(folder / f"data_batch_{i}", 12, b"labels", rng, 10)
+    _cifar_pickle(folder / "test_batch", 10, b"labels", rng, 10)
+    return folder
+
+
+def test_a_hostile_cifar_pickle_is_refused_and_nothing_runs(tmp_path, capsys):
+    """A pickle that calls ``os.system`` when loaded: the reader refuses the global before the
+    call, the CLI exits 2 naming the file, and the marker file is never created.
+    Catches ``pickle.load`` (the marker appears) and an allow-list that admits ``os``."""
+    from deep.__main__ import main
+
+    folder = _cifar10_folder(tmp_path, np.random.default_rng(0))
+    marker = tmp_path / "pwned"
+    batch = {b"data": _Hostile(marker), b"labels": [0]}
+    (folder / "data_batch_1").write_bytes(pickle.dumps(batch, protocol=2))
+    with pytest.raises(ValueError, match=r"data_batch_1.*refused global (posix|os)\.system"):
+        load_dataset("cifar10", root=tmp_path)
+    with pytest.raises(SystemExit) as info:
+        main(
+            [
+                "train",
+                "--model",
+                "c1",
+                "--data",
+                "cifar10",
+                "--data-root",
+                str(tmp_path),
+                "--runs",
+                str(tmp_path / "runs"),
+                "--no-progress",
+                "--device",
+                "cpu",
+            ]
+        )
+    assert info.value.code == 2
+    assert "data_batch_1" in capsys.readouterr().err
+    assert not marker.exists()
+
+
+def _mnist_folder(tmp_path, n_train=30, n_val=10):
+    rng = np.random.default_rng(0)
+    arrays = {
+        "train-images-idx3-ubyte": rng.integers(0, 256, (n_train, 28, 28), dtype=np.uint8),
+        "train-labels-idx1-ubyte": np.arange(n_train, dtype=np.uint8) % 10,
+        "t10k-images-idx3-ubyte": rng.integers(0, 256, (n_val, 28, 28), dtype=np.uint8),
+        "t10k-labels-idx1-ubyte": np.arange(n_val, dtype=np.uint8) % 10,
+    }
+    for name, arr in arrays.items():
+        _write_idx(tmp_path / name, arr, False)
+    return arrays
+
+
+def _break_mnist(tmp_path, how):
+    arrays = _mnist_folder(tmp_path)
+    labels = tmp_path / "train-labels-idx1-ubyte"
+    if how == "truncated gz":
+        images = tmp_path / "train-images-idx3-ubyte"
+        data = gzip.compress(images.read_bytes())
+        images.unlink()
+        (tmp_path / "train-images-idx3-ubyte.gz").write_bytes(data[: len(data) // 2])
+        return "train-images-idx3-ubyte.gz", "truncated or corrupt gzip"
+    if how == "wrong magic":
+        labels.write_bytes(b"\x08\x03" + labels.read_bytes()[2:])
+        return "train-labels-idx1-ubyte", "bad magic"
+    if how == "counts differ":
+        _write_idx(labels, arrays["train-labels-idx1-ubyte"][:20], False)
+        return "train-labels-idx1-ubyte", "counts differ: 30 images .* 20 labels"
+    if how == "label outside":
+        bad = arrays["train-labels-idx1-ubyte"].copy()
+        bad[3] = 250
+        _write_idx(labels, bad, False)
+        return "train-labels-idx1-ubyte", "outside the 10 classes .*250"
+    raise AssertionError(how)
+
+
+@pytest.mark.parametrize("how", ["truncated gz", "wrong magic", "counts differ", "label outside"])
+def test_broken_mnist_files_name_the_file_and_the_fault(tmp_path, how):
+    """Each fault gives a ValueError naming the file and what is wrong, never a traceback from
+    gzip, numpy or torch, and never a silent 256-class model (label 250).
+    Catches a reader that trusts the label range or the counts."""
+    name, fault = _break_mnist(tmp_path, how)
+    with pytest.raises(ValueError, match=fault) as info:
+        load_dataset("mnist", root=tmp_path)
+    assert name in str(info.value)
+
+
+def _break_cifar(folder, how):
+    path = folder / "data_batch_2"
+    rng = np.random.default_rng(3)
+    if how == "wrong keys":
+        path.write_bytes(pickle.dumps({b"pixels": np.zeros((4, 3072), np.uint8), b"labels": [0]}))
+        return "lacks the keys \\['data'\\]"
+    if how == "not a pickle":
+        path.write_bytes(b"this is a text file, not a pickle\n")
+        return "truncated or not a pickle"
+    if how == "truncated":
+        data = pickle.dumps(_cifar_pickle(path, 12, b"labels", rng, 10))
+        path.write_bytes(data[: len(data) // 2])
+        return "truncated or not a pickle"
+    if how == "counts differ":
+        batch = {b"data": rng.integers(0, 256, (200, 3072), dtype=np.uint8), b"labels": [1] * 150}
+        path.write_bytes(pickle.dumps(batch))
+        return "counts differ: 200 images .* 150 labels"
+    if how == "negative label":
+        batch = {b"data": rng.integers(0, 256, (4, 3072), dtype=np.uint8), b"labels": [0, 1, -1, 2]}
+        path.write_bytes(pickle.dumps(batch))
+        return "outside the 10 classes .*-1"
+    if how == "wrong shape":
+        batch = {b"data": rng.integers(0, 256, (4, 1000), dtype=np.uint8), b"labels": [0] * 4}
+        path.write_bytes(pickle.dumps(batch))
+        return r"expected \(N, 3072\) uint8"
+    raise AssertionError(how)
+
+
+@pytest.mark.parametrize(
+    "how",
+    ["wrong keys", "not a pickle", "truncated", "counts differ", "negative label", "wrong shape"],
+)
+def test_broken_cifar_files_name_the_file_and_the_fault(tmp_path, how):
+    """KeyError, UnpicklingError, EOFError and torch's batch mismatch all become one clear
+    message naming ``data_batch_2``. Catches a one-sided label check (``-1`` passes ``< 10``)."""
+    folder = _cifar10_folder(tmp_path, np.random.default_rng(0))
+    fault = _break_cifar(folder, how)
+    with pytest.raises(ValueError, match=fault) as info:
+        load_dataset("cifar10", root=tmp_path)
+    assert "data_batch_2" in str(info.value)
