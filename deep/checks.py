@@ -16,6 +16,17 @@ and returns a :class:`Check` that carries the rule, the verdict and every number
     ``|mean(RA) - mean(SB)| <= max(std(SB), std(RA)) + 0.5`` points.
 
 Standard deviations are sample standard deviations (``ddof=1``) over seeds.
+
+The seed's distance experiment has three more, on traces of ``||w_t - w_0||``:
+
+``log_law``
+    For one batch size, ``a + b log t`` is BIC's choice among the growth laws, or within
+    ``LOG_DELTA_BIC`` of the best, or the fitted ``a + b (log t)^k`` has ``|k - 1| <= 0.25``.
+``slope_decreases``
+    The fitted log slope ``b`` decreases strictly as the batch grows.
+``adapted_agree``
+    Under regime adaptation (same steps, sqrt-scaled learning rate) the curves of all batch
+    sizes agree: ``(max - min) / mean <= 0.15`` at every common log-spaced step past ``t_min``.
 :func:`validation_noise_floor` gives the binomial standard error of one accuracy measured on
 the validation split, the floor under any seed spread.
 """
@@ -37,10 +48,26 @@ __all__ = [
     "ra_matches_sb",
     "paired_differences",
     "validation_noise_floor",
+    "log_law",
+    "slope_decreases",
+    "adapted_agree",
+    "spread_at",
+    "LOG_DELTA_BIC",
+    "POLYLOG_K_TOLERANCE",
+    "ADAPTED_SPREAD",
 ]
 
 RA_TOLERANCE = 0.5
 """Points added to the larger seed std in ``ra_matches_sb``."""
+
+LOG_DELTA_BIC = 2.0
+"""The log law "holds" when its BIC is within this of the best law's."""
+
+POLYLOG_K_TOLERANCE = 0.25
+"""... or when the fitted polylog exponent ``k`` is within this of 1."""
+
+ADAPTED_SPREAD = 0.15
+"""Largest ``(max - min) / mean`` of the adapted curves at equal steps."""
 
 
 @dataclass(frozen=True)
@@ -89,6 +116,24 @@ class Check:
             return (
                 f"SB - LB paired by seed: {per_seed}; mean {n['mean']:.2f} - 2 x se "
                 f"{n['se']:.2f} = {n['lower']:.2f} {'>' if self.passed else '<='} 0"
+            )
+        if self.name == "log_law":
+            k = n.get("polylog_k")
+            k_text = f", polylog k = {k:.2f}" if k is not None else ""
+            return (
+                f"best law {n['best']}, dBIC(log) = {n['delta_bic_log']:.1f}{k_text} "
+                f"over t in [{n['t_min']:g}, {n['t_max']:g}]"
+            )
+        if self.name == "slope_decreases":
+            pairs = ", ".join(
+                f"B={b}: {s:.3f} ± {e:.3f}"
+                for b, s, e in zip(n["batch_sizes"], n["slopes"], n["stderr"], strict=True)
+            )
+            return f"log slopes {pairs}"
+        if self.name == "adapted_agree":
+            return (
+                f"largest (max - min)/mean {n['worst']:.3f} at step {n['worst_step']} "
+                f"(at the last common step {n['last']:.3f}); bound {ADAPTED_SPREAD}"
             )
         if self.name == "ra_matches_sb":
             return (
@@ -222,3 +267,109 @@ def validation_noise_floor(accuracy: float, n_val: int) -> float:
         raise ValueError(f"n_val must be a positive integer, got {n_val!r}")
     p = accuracy / 100.0
     return 100.0 * math.sqrt(p * (1.0 - p) / int(n_val))
+
+
+def log_law(fit: Any, *, batch_size: int | None = None) -> Check:
+    """Whether ``a + b log t`` describes a distance trace (see the module docstring).
+
+    Parameters
+    ----------
+    fit : diffusion.metrics.GrowthFit
+        Growth laws fitted to the trace (``log`` must be among them).
+    batch_size : int, optional
+        For the record.
+    """
+    rule = (
+        f"log is BIC's choice, or dBIC(log) <= {LOG_DELTA_BIC:g}, "
+        f"or |k - 1| <= {POLYLOG_K_TOLERANCE} for a + b (log t)^k"
+    )
+    if "log" not in fit.fits:
+        return Check("log_law", None, rule, reason="the log law was not fitted")
+    delta = float(fit.delta("log"))
+    k = None
+    poly = fit.fits.get("polylog")
+    if poly is not None and not getattr(poly, "at_bound", False):
+        k = float(poly.params["k"])
+    t_lo, t_hi = fit.fits["log"].t_range
+    numbers = {
+        "batch_size": batch_size,
+        "best": fit.best.law,
+        "delta_bic_log": delta,
+        "polylog_k": k,
+        "t_min": float(t_lo),
+        "t_max": float(t_hi),
+        "log_slope": float(fit.fits["log"].params["b"]),
+    }
+    holds = delta <= LOG_DELTA_BIC or (k is not None and abs(k - 1) <= POLYLOG_K_TOLERANCE)
+    return Check("log_law", bool(holds), rule, numbers)
+
+
+def slope_decreases(slopes: dict[int, tuple[float, float]]) -> Check:
+    """Whether the log slope ``b`` falls strictly as the batch size grows.
+
+    Parameters
+    ----------
+    slopes : dict of int to (float, float)
+        Batch size -> (slope, standard error).
+    """
+    rule = "b(B) strictly decreasing in B"
+    sizes = sorted(slopes)
+    if len(sizes) < 2:
+        return Check("slope_decreases", None, rule, reason="needs at least two batch sizes")
+    b = [float(slopes[s][0]) for s in sizes]
+    numbers = {
+        "batch_sizes": sizes,
+        "slopes": b,
+        "stderr": [float(slopes[s][1]) for s in sizes],
+    }
+    holds = all(x > y for x, y in zip(b[:-1], b[1:], strict=True))
+    return Check("slope_decreases", bool(holds), rule, numbers)
+
+
+def spread_at(traces: dict[int, Any], step: float) -> float:
+    """``(max - min) / mean`` over batch sizes of the distance at ``step``.
+
+    Each trace is interpolated linearly in ``log(1 + t)``.
+    """
+    d = np.array(
+        [
+            np.interp(np.log1p(step), np.log1p(np.asarray(tr.t, float)), tr.distance)
+            for tr in traces.values()
+        ]
+    )
+    return float(np.ptp(d) / np.mean(d))
+
+
+def adapted_agree(traces: dict[int, Any], t_min: float, per_decade: int = 10) -> Check:
+    """Whether regime-adapted distance curves coincide at equal steps.
+
+    Parameters
+    ----------
+    traces : dict of int to diffusion.metrics.Trace
+        Batch size -> distance trace of the adapted run.
+    t_min : float
+        First step compared (past the initial transient).
+    per_decade : int
+        Log-spaced comparison steps per decade, from ``t_min`` to the common last step.
+    """
+    rule = f"(max - min)/mean <= {ADAPTED_SPREAD} at every common step >= t_min"
+    if len(traces) < 2:
+        return Check("adapted_agree", None, rule, reason="needs at least two batch sizes")
+    end = min(float(tr.t[-1]) for tr in traces.values())
+    if end <= t_min:
+        return Check(
+            "adapted_agree", None, rule, reason=f"the runs end at step {end:g} <= t_min {t_min:g}"
+        )
+    n = max(2, int(np.ceil(per_decade * np.log10(end / t_min))) + 1)
+    steps = np.unique(np.round(np.geomspace(t_min, end, n)).astype(int))
+    spreads = np.array([spread_at(traces, s) for s in steps])
+    worst = int(np.argmax(spreads))
+    numbers = {
+        "batch_sizes": sorted(traces),
+        "steps": steps.tolist(),
+        "spreads": spreads.tolist(),
+        "worst": float(spreads[worst]),
+        "worst_step": int(steps[worst]),
+        "last": float(spreads[-1]),
+    }
+    return Check("adapted_agree", bool(spreads.max() <= ADAPTED_SPREAD), rule, numbers)

