@@ -541,9 +541,10 @@ def load_run_data(
         Seed of the subset.
     at : {"final", "initial"}
         Weights to load. ``"initial"`` puts the run's initial weights ``w_0`` in the trained
-        network and recomputes its batch-norm statistics on the chosen samples (at ``w_0``
-        the running statistics are the untrained defaults, which would make evaluation mode
-        a different function from the one training saw).
+        network and recomputes its batch-norm statistics on the chosen samples, in chunks of
+        the run's batch size (:func:`recalibrate_batch_norm`; at ``w_0`` the running
+        statistics are the untrained defaults, which would make evaluation mode a different
+        function from the one training saw).
     data_root : str, optional
         Folder of user data files (for runs on ``mnist``, ``cifar10``, ... files).
 
@@ -584,7 +585,7 @@ def load_run_data(
         with torch.no_grad():
             for p, p0 in zip(params, initial, strict=True):
                 p.copy_(p0)
-        recalibrate_batch_norm(model, x)
+        recalibrate_batch_norm(model, x, batch_size=int(cfg["batch_size"]))
     return RunData(model.eval(), x, y, idx, dict(cfg), dict(run.summary), path)
 
 
@@ -592,8 +593,10 @@ def recalibrate_batch_norm(model: nn.Module, x: torch.Tensor, batch_size: int = 
     """Set every batch-norm layer's running statistics to their average over ``x``.
 
     The statistics are reset and accumulated with a cumulative average (``momentum=None``)
-    over forward passes in training mode, without gradients; the model ends in evaluation
-    mode. Dropout layers see training mode during the passes but nothing is learnt from them.
+    over forward passes of chunks of ``batch_size`` samples in training mode, without
+    gradients: the running mean is the samples' mean, the running variance the mean of the
+    chunks' (unbiased) variances -- what batch norm sees in batches of that size. The model
+    ends in evaluation mode; nothing else in it changes.
     """
     norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     momenta = [m.momentum for m in norms]
