@@ -161,6 +161,114 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
     assert 1 <= ckpt["step"] <= info.value.step  # written before the failure, never after
     assert all(torch.isfinite(v).all() for v in ckpt["model"].values() if v.is_floating_point())
     assert not (folder / "summary.json").exists()
+    # the message names the checkpoint that is really there
+    assert f"the checkpoint of step {ckpt['step']} in" in str(info.value)
+    assert info.value.checkpoint_step == ckpt["step"]
+
+
+def test_non_finite_loss_without_a_checkpoint_says_so(tmp_path):
+    """Catches the old message, which claimed a checkpoint was kept when none was written."""
+    cfg = TrainConfig(**{**SMALL, "lr": 1e30, "momentum": 0.0, "milestones": ()})
+    with pytest.raises(NonFiniteLossError, match="no checkpoint had been written") as info:
+        train(cfg, tmp_path, runtime=CPU)
+    assert info.value.checkpoint_step is None
+    assert not list(tmp_path.rglob("checkpoint*"))
+
+
+def test_checkpoints_are_time_based_by_default(tmp_path):
+    """Default cadence 60 s; with a 0 s interval every step is checkpointed (and the end once).
+    Catches a trainer that checkpoints only at the end or ignores the interval."""
+    assert Runtime().checkpoint_interval_s == 60.0
+    steps: list[int] = []
+    cfg = TrainConfig(**{**SMALL, "epochs": 1.0, "milestones": ()})
+    run = train(
+        cfg, tmp_path, runtime=replace(CPU, checkpoint_interval_s=0.0), on_checkpoint=steps.append
+    )
+    total = run.summary["steps"]
+    assert steps == list(range(1, total + 1))
+
+
+def test_batch_larger_than_the_training_split_is_refused(tmp_path):
+    """digits has 1,437 training samples: B = 5000 would repeat samples within one step."""
+    cfg = TrainConfig(**{**SMALL, "batch_size": 5000, "base_batch_size": 5000})
+    with pytest.raises(ValueError, match=r"batch_size 5000 exceeds the 1437 samples"):
+        train(cfg, tmp_path, runtime=CPU)
+    cfg = TrainConfig(**{**SMALL, "batch_size": 1437, "epochs": 1.0, "milestones": ()})
+    assert train(cfg, tmp_path, runtime=CPU).summary["steps"] == 1  # the whole split is fine
+
+
+class _Payload:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_a_hostile_checkpoint_is_refused_and_nothing_runs(tmp_path, capsys):
+    """A ``checkpoint.pt`` holding a pickled ``os.system`` call in the run folder: resuming
+    refuses it (``weights_only=True``) with a message naming the file; the CLI exits 2.
+    Catches ``torch.load(weights_only=False)``, which would run the call."""
+    from deep.__main__ import main
+    from diffusion.records import run_dir
+
+    cfg = TrainConfig(**{**SMALL, "epochs": 1.0, "milestones": ()})
+    folder = run_dir(tmp_path, cfg)
+    folder.mkdir(parents=True)
+    marker = tmp_path / "pwned"
+    torch.save({"step": 1, "model": _Payload(marker)}, folder / CHECKPOINT_FILE)
+    with pytest.raises(ValueError, match="checkpoint.pt.* not a readable checkpoint"):
+        train(cfg, tmp_path, runtime=CPU)
+    argv = [
+        "train",
+        "--model",
+        "mlp_digits",
+        "--data",
+        "digits",
+        "--batch-size",
+        "100",
+        "--epochs",
+        "1",
+        "--lr",
+        "0.05",
+        "--weight-decay",
+        "1e-3",
+        "--trace-per-decade",
+        "10",
+        "--lr-decay",
+        "0.2",
+        "--runs",
+        str(tmp_path),
+        "--device",
+        "cpu",
+        "--no-progress",
+    ]
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+    assert info.value.code == 2 and "checkpoint.pt" in capsys.readouterr().err
+    assert not marker.exists()
+
+
+def test_wall_time_adds_up_over_resumed_segments(tmp_path):
+    """The checkpoint's elapsed time is carried into the resumed run's summary.
+    Catches a summary that counts only the last segment."""
+    cfg = TrainConfig(**{**SMALL, "epochs": 1.0, "milestones": ()})
+    killed: list[int] = []
+
+    def stop(step):
+        if step == 5:
+            killed.append(step)
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, tmp_path, runtime=replace(CPU, checkpoint_every=5), on_checkpoint=stop)
+    folder = next(tmp_path.iterdir())
+    ckpt = load_checkpoint(folder)
+    ckpt["wall_time_s"] = 1.0e6  # as if the first segment had run for a long time
+    torch.save(ckpt, folder / CHECKPOINT_FILE)
+    run = train(cfg, tmp_path, runtime=CPU)
+    assert run.summary["resumed_from"] == 5
+    assert 1.0e6 < run.summary["wall_time_s"] < 1.0e6 + 600
 
 
 @pytest.mark.parametrize(
