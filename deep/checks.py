@@ -121,8 +121,8 @@ class Check:
             k = n.get("polylog_k")
             k_text = f", polylog k = {k:.2f}" if k is not None else ""
             return (
-                f"best law {n['best']}, dBIC(log) = {n['delta_bic_log']:.1f}{k_text} "
-                f"over t in [{n['t_min']:g}, {n['t_max']:g}]"
+                f"B={n['batch_size']}: best law {n['best']}, dBIC(log) = "
+                f"{n['delta_bic_log']:.1f}{k_text} over t in [{n['t_min']:g}, {n['t_max']:g}]"
             )
         if self.name == "slope_decreases":
             pairs = ", ".join(
@@ -269,7 +269,7 @@ def validation_noise_floor(accuracy: float, n_val: int) -> float:
     return 100.0 * math.sqrt(p * (1.0 - p) / int(n_val))
 
 
-def log_law(fit: Any, *, batch_size: int | None = None) -> Check:
+def log_law(fit: Any, *, batch_size: int | None = None, min_decades: float = 2.0) -> Check:
     """Whether ``a + b log t`` describes a distance trace (see the module docstring).
 
     Parameters
@@ -278,6 +278,9 @@ def log_law(fit: Any, *, batch_size: int | None = None) -> Check:
         Growth laws fitted to the trace (``log`` must be among them).
     batch_size : int, optional
         For the record.
+    min_decades : float
+        A window of fewer decades of ``t`` cannot tell the laws apart: the check is then not
+        judged (``passed`` is ``None``), whatever the fit says.
     """
     rule = (
         f"log is BIC's choice, or dBIC(log) <= {LOG_DELTA_BIC:g}, "
@@ -300,6 +303,14 @@ def log_law(fit: Any, *, batch_size: int | None = None) -> Check:
         "t_max": float(t_hi),
         "log_slope": float(fit.fits["log"].params["b"]),
     }
+    decades = math.log10(t_hi / t_lo) if t_lo > 0 else math.inf
+    numbers["decades"] = decades
+    if decades < min_decades:
+        reason = (
+            f"B={batch_size}: window [{t_lo:g}, {t_hi:g}] spans {decades:.1f} decades "
+            f"< {min_decades:g}; best law {numbers['best']}, dBIC(log) {delta:.1f}"
+        )
+        return Check("log_law", None, rule, numbers, reason=reason)
     holds = delta <= LOG_DELTA_BIC or (k is not None and abs(k - 1) <= POLYLOG_K_TOLERANCE)
     return Check("log_law", bool(holds), rule, numbers)
 

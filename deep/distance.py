@@ -1,39 +1,193 @@
 """How far the weights travel, ||w_t - w_0||, for a sweep of batch sizes -- and by which law.
 
-Two sweeps over the same batch sizes, each run recorded on a log-spaced step schedule by
-``deep.train.train`` and fitted with the shared ruler (:func:`diffusion.metrics.fit_growth`):
+The seed's distance experiment. A :class:`DistanceConfig` names a sweep; :func:`run_distance`
+trains (or reuses) one run per batch size and sweep with ``deep.train.train``, each recorded
+on a log-spaced step schedule, fits them with the shared ruler
+(:func:`diffusion.metrics.fit_growth`) and judges the paper's claims with the named checks of
+:mod:`deep.checks`. The sweep is itself a run folder (``distance-<hash>``): its
+``summary.json`` holds every fit and verdict, its ``records.npz`` every trace, so two sweeps
+with other settings never overwrite each other and the same sweep is found again from any
+entry point.
 
 ``equal epochs``
-    Every batch size trains for the same number of epochs at the same learning rate, with no
+    Every batch size trains the same number of epochs at the same learning rate, with no
     learning-rate drop (the paper's "initial phase"). A batch ``B`` makes ``E n / B`` steps,
     so smaller batches take more steps -- and, if the distance grows like ``log t``, travel
     farther. Each trace is fitted over ``t_min <= t`` (``t_min`` defaults to 10 steps, the
     memory ``1 / (1 - momentum)`` of momentum 0.9, before which the motion is ballistic) by
-    the log, polylog, power and power-with-offset laws, and the laws are ranked by BIC.
+    the log, polylog, power and power-with-offset laws, ranked by BIC. Checks: ``log_law``
+    per batch size (judged only where the window spans two decades), ``slope_decreases``
+    (the fitted log slope falls with ``B``) and ``smaller_batches_farther``.
 ``adapted``
-    Regime adaptation with the sqrt learning-rate rule from the smallest batch ``B_0``:
-    batch ``B`` trains ``E B / B_0`` epochs at ``lr sqrt(B / B_0)``, i.e. exactly as many
-    steps as ``B_0``. The paper's claim is that the distance is then a function of the step
-    alone; :attr:`DistanceResult.adapted_spread` measures how close the curves are.
+    Regime adaptation with the sqrt learning-rate rule from the smallest batch ``B_0`` and
+    ghost batch norm of ``ghost_size``: batch ``B`` trains ``E_a B / B_0`` epochs at
+    ``lr sqrt(B / B_0)``, i.e. exactly as many steps as ``B_0``. The paper's claim is that the
+    distance is then a function of the step alone: check ``adapted_agree``.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import os
+import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
 from diffusion.metrics import GrowthFit, Trace, fit_growth
-from diffusion.records import atomic_write_json
+from diffusion.records import Run, load_run, run_dir, save_run
 
-__all__ = ["BatchFit", "DistanceResult", "run_distance", "distance_at", "add_parser"]
+from .checks import Check, adapted_agree, log_law, slope_decreases
+
+__all__ = [
+    "DistanceConfig",
+    "BatchFit",
+    "DistanceResult",
+    "run_distance",
+    "load_distance",
+    "distance_at",
+    "add_parser",
+]
 
 
+# ----------------------------------------------------------------------------- config
+@dataclass(frozen=True)
+class DistanceConfig:
+    """A distance sweep: what every run of it depends on (its hash names the sweep folder).
+
+    Parameters
+    ----------
+    model, data : str
+        Network and dataset (``deep.models`` / ``deep.data`` names).
+    batch_sizes : tuple of int
+        The sweep, from ``B_S`` to ``B_L``; the smallest is the base ``B_0`` of the adapted
+        runs. Stored sorted.
+    epochs : float
+        Epochs of every equal-epoch run (constant learning rate ``lr``).
+    adapted_epochs : float or None
+        Epochs of ``B_0`` in the adapted sweep (batch ``B`` trains ``adapted_epochs B / B_0``
+        epochs at ``lr sqrt(B / B_0)``); ``None`` skips that sweep.
+    lr : float
+        Learning rate of the equal-epoch runs and of ``B_0``.
+    momentum, weight_decay : float
+        SGD settings.
+    grad_clip : float or None
+        Gradient-norm clipping (the paper's recipe clips at 5).
+    ghost_size : int or None
+        Ghost batch norm of the adapted runs with ``B > ghost_size`` (``None``: plain BN).
+    t_min : int
+        First step of the fitted window.
+    seed : int
+        Seed of every run (the same initial weights and split for every batch size).
+    trace_per_decade : int
+        Log-spaced recording points per decade of steps.
+    """
+
+    KIND: ClassVar[str] = "distance"
+
+    model: str = "f1"
+    data: str = "mnist5k"
+    batch_sizes: tuple[int, ...] = (32, 128, 512, 1024)
+    epochs: float = 16.0
+    adapted_epochs: float | None = 16.0
+    lr: float = 0.1
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    grad_clip: float | None = 5.0
+    ghost_size: int | None = 32
+    t_min: int = 10
+    seed: int = 0
+    trace_per_decade: int = 20
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "batch_sizes", _check_batch_sizes(self.batch_sizes))
+        _check_int("t_min", self.t_min, 1)
+        if self.adapted_epochs is not None:
+            if isinstance(self.adapted_epochs, bool) or not isinstance(
+                self.adapted_epochs, (int, float, np.integer, np.floating)
+            ):
+                raise TypeError(
+                    f"adapted_epochs must be a number or None, got {self.adapted_epochs!r}"
+                )
+            if not math.isfinite(self.adapted_epochs) or self.adapted_epochs <= 0:
+                raise ValueError(
+                    f"adapted_epochs must be positive (None skips the adapted sweep), "
+                    f"got {self.adapted_epochs!r}"
+                )
+            object.__setattr__(self, "adapted_epochs", float(self.adapted_epochs))
+        if self.ghost_size is not None:
+            _check_int("ghost_size", self.ghost_size, 2)
+        self.train_configs()  # validates model, data, lr, epochs... with the trainer's messages
+
+    def train_configs(self) -> tuple[list[Any], list[Any]]:
+        """The ``deep.train.TrainConfig`` of each equal-epoch and each adapted run."""
+        from .train import TrainConfig
+
+        common = dict(
+            model=self.model,
+            data=self.data,
+            lr=self.lr,
+            base_batch_size=self.batch_sizes[0],
+            momentum=self.momentum,
+            weight_decay=self.weight_decay,
+            grad_clip=self.grad_clip,
+            seed=self.seed,
+            trace_per_decade=self.trace_per_decade,
+            eval_every=None,
+            milestones=(),
+        )
+        equal = [
+            TrainConfig(batch_size=b, epochs=self.epochs, lr_scaling="none", **common)
+            for b in self.batch_sizes
+        ]
+        adapted = []
+        if self.adapted_epochs is not None:
+            # B_0 itself is unchanged by the rules (factor 1): its run is the equal-epoch run
+            # whenever the two sweeps have the same epochs, and is then reused
+            base = self.batch_sizes[0]
+            adapted.append(
+                TrainConfig(
+                    batch_size=base, epochs=self.adapted_epochs, lr_scaling="none", **common
+                )
+            )
+            for b in self.batch_sizes[1:]:
+                ghost = self.ghost_size if self.ghost_size and b > self.ghost_size else None
+                adapted.append(
+                    TrainConfig(
+                        batch_size=b,
+                        epochs=self.adapted_epochs,
+                        lr_scaling="sqrt",
+                        regime_adaptation=True,
+                        ghost_size=ghost,
+                        **common,
+                    )
+                )
+        return equal, adapted
+
+
+def _check_int(name: str, value: Any, low: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+
+
+def _check_batch_sizes(batch_sizes: Any) -> tuple[int, ...]:
+    try:
+        sizes = tuple(sorted(int(b) for b in batch_sizes))
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"batch_sizes must be a sequence of ints, got {batch_sizes!r}") from exc
+    if len(sizes) < 2 or len(set(sizes)) != len(sizes) or sizes[0] < 1:
+        raise ValueError(
+            f"batch_sizes must hold at least two distinct positive sizes, got {batch_sizes!r}"
+        )
+    return sizes
+
+
+# ----------------------------------------------------------------------------- results
 @dataclass(frozen=True)
 class BatchFit:
     """The equal-epoch trace of one batch size and its growth-law fits.
@@ -55,6 +209,8 @@ class BatchFit:
         Steps of the equal-epoch run.
     run : str
         Run folder.
+    log_law : Check
+        Whether ``a + b log t`` describes the trace (see :func:`deep.checks.log_law`).
     """
 
     batch_size: int
@@ -64,13 +220,7 @@ class BatchFit:
     final_distance: float
     steps: int
     run: str
-
-    @property
-    def log_beats_power(self) -> bool | None:
-        """Whether ``a + b log t`` has a smaller BIC than ``a t^nu`` (``None`` without a fit)."""
-        if self.fit is None or "log" not in self.fit.fits or "power" not in self.fit.fits:
-            return None
-        return self.fit.beats("log", "power")
+    log_law: Check
 
     @property
     def log_slope(self) -> tuple[float, float] | None:
@@ -81,18 +231,16 @@ class BatchFit:
         return f.params["b"], f.stderr["b"]
 
     def as_dict(self) -> dict:
-        """JSON-able view (the trace as arrays)."""
+        """JSON-able view (without the trace arrays, which live in ``records.npz``)."""
         return {
             "batch_size": self.batch_size,
             "steps": self.steps,
             "final_distance": self.final_distance,
             "run": self.run,
-            "t": self.trace.t.tolist(),
-            "distance": self.trace.distance.tolist(),
             "fit": self.fit.as_dict() if self.fit else None,
             "fit_error": self.fit_error,
-            "log_beats_power": self.log_beats_power,
             "log_slope": list(self.log_slope) if self.log_slope else None,
+            "log_law": self.log_law.as_dict(),
         }
 
 
@@ -102,42 +250,71 @@ class DistanceResult:
 
     Attributes
     ----------
-    model, data : str
-        Network and dataset.
-    batch_sizes : tuple of int
-        The sweep, increasing.
+    config : DistanceConfig
+        The sweep.
     equal_epochs : dict of int to BatchFit
         Equal-epoch runs with their fits.
     adapted : dict of int to Trace
-        Regime-adapted runs (sqrt learning rate, equal steps).
+        Regime-adapted runs (sqrt learning rate, ghost BN, equal steps).
     adapted_runs : dict of int to str
         Their run folders.
-    t_min : int
-        Start of the fitted window.
-    epochs, adapted_epochs : float
-        Epochs of the equal-epoch runs and of the base batch in the adapted runs.
+    path : str
+        The sweep's run folder ("" before it is written).
     """
 
-    model: str
-    data: str
-    batch_sizes: tuple[int, ...]
+    config: DistanceConfig
     equal_epochs: dict[int, BatchFit]
     adapted: dict[int, Trace]
     adapted_runs: dict[int, str]
-    t_min: int
-    epochs: float
-    adapted_epochs: float
+    path: str = ""
+
+    # -- views of the config, kept for readers of the former result
+    @property
+    def model(self) -> str:
+        """Network name."""
+        return self.config.model
 
     @property
-    def log_beats_power_everywhere(self) -> bool:
-        """The log law beats the power law by BIC for every batch size (fits present)."""
-        return all(f.log_beats_power is True for f in self.equal_epochs.values())
+    def data(self) -> str:
+        """Dataset name."""
+        return self.config.data
 
+    @property
+    def batch_sizes(self) -> tuple[int, ...]:
+        """The sweep, increasing."""
+        return self.config.batch_sizes
+
+    @property
+    def t_min(self) -> int:
+        """Start of the fitted window."""
+        return self.config.t_min
+
+    @property
+    def epochs(self) -> float:
+        """Epochs of the equal-epoch runs."""
+        return self.config.epochs
+
+    @property
+    def adapted_epochs(self) -> float:
+        """Epochs of ``B_0`` in the adapted runs (NaN when skipped)."""
+        return math.nan if self.config.adapted_epochs is None else self.config.adapted_epochs
+
+    # -- the paper's claims
     @property
     def smaller_batches_farther(self) -> bool:
         """Final distance at equal epochs strictly decreases with the batch size."""
         d = [self.equal_epochs[b].final_distance for b in self.batch_sizes]
         return all(a > b for a, b in zip(d[:-1], d[1:], strict=True))
+
+    @property
+    def checks(self) -> dict[str, Check]:
+        """``log_law@B`` per batch size, ``slope_decreases`` and ``adapted_agree``."""
+        out = {f"log_law@{b}": f.log_law for b, f in self.equal_epochs.items()}
+        slopes = {b: f.log_slope for b, f in self.equal_epochs.items() if f.log_slope}
+        out["slope_decreases"] = slope_decreases(slopes)
+        if self.adapted:
+            out["adapted_agree"] = adapted_agree(self.adapted, self.t_min)
+        return out
 
     @property
     def adapted_steps(self) -> int:
@@ -163,73 +340,78 @@ class DistanceResult:
         return float(np.ptp(d) / np.mean(d))
 
     def table(self) -> str:
-        """A plain-text table: per batch size, the laws' BIC, the log slope and the distances."""
+        """Plain text: per batch size the laws' BIC and the log slope; then every check."""
         head = (
-            f"{'B':>6} {'steps':>7} {'best':>12} {'dBIC(power)':>11} {'dBIC(log)':>9} "
+            f"{'B':>6} {'steps':>7} {'best law':>14} {'dBIC(log)':>9} {'k (polylog)':>11} "
             f"{'log slope b':>16} {'d(E epochs)':>11} {'d(adapted)':>10}"
         )
+        adapted = (
+            f"adapted: sqrt lr, ghost {self.config.ghost_size}, RA from B={self.batch_sizes[0]}, "
+            f"E={self.adapted_epochs:g}, {self.adapted_steps} steps"
+            if self.adapted
+            else "no adapted sweep"
+        )
         lines = [
-            f"{self.model}/{self.data}: equal epochs E={self.epochs:g} (fit t >= {self.t_min}); "
-            f"adapted: sqrt lr + RA from B={self.batch_sizes[0]}, E={self.adapted_epochs:g}, "
-            f"{self.adapted_steps} steps",
+            f"{self.model}/{self.data}: equal epochs E={self.epochs:g} at lr {self.config.lr:g} "
+            f"(fit t >= {self.t_min}); {adapted}",
             head,
         ]
-        ad = self.adapted_distances()
+        ad = self.adapted_distances() if self.adapted else {}
         for b in self.batch_sizes:
             f = self.equal_epochs[b]
             if f.fit is not None:
+                n = f.log_law.numbers
                 best = f.fit.best.law
-                dp = f.fit.delta("power") if "power" in f.fit.fits else math.nan
-                dl = f.fit.delta("log") if "log" in f.fit.fits else math.nan
+                dl = n.get("delta_bic_log", math.nan)
+                k = n.get("polylog_k")
+                k = math.nan if k is None else k
                 s, e = f.log_slope or (math.nan, math.nan)
                 slope = f"{s:.3f} ± {e:.3f}"
             else:
-                best, dp, dl, slope = "(no fit)", math.nan, math.nan, "--"
+                best, dl, k, slope = "(no fit)", math.nan, math.nan, "--"
             lines.append(
-                f"{b:>6} {f.steps:>7} {best:>12} {dp:>11.1f} {dl:>9.1f} {slope:>16} "
+                f"{b:>6} {f.steps:>7} {best:>14} {dl:>9.1f} {k:>11.2f} {slope:>16} "
                 f"{f.final_distance:>11.3f} {ad.get(b, math.nan):>10.3f}"
             )
         lines.append(
-            f"log beats power (BIC) for every batch size: {_yes(self.log_beats_power_everywhere)}; "
-            f"smaller batches farther at equal epochs: {_yes(self.smaller_batches_farther)}; "
-            f"spread (max-min)/mean at equal steps: adapted {self.adapted_spread:.3f}, "
-            f"equal epochs {self.equal_steps_spread:.3f}"
+            f"smaller batches farther at equal epochs: "
+            f"{'yes' if self.smaller_batches_farther else 'no'}"
         )
+        lines += [check.line() for check in self.checks.values()]
         return "\n".join(lines)
 
+    def records(self) -> dict[str, np.ndarray]:
+        """Every trace as arrays: ``B<b>.t``/``B<b>.distance`` and ``B<b>.adapted.*``."""
+        out: dict[str, np.ndarray] = {"batch_sizes": np.asarray(self.batch_sizes)}
+        for b, f in self.equal_epochs.items():
+            out[f"B{b}.t"], out[f"B{b}.distance"] = f.trace.t, f.trace.distance
+        for b, tr in self.adapted.items():
+            out[f"B{b}.adapted.t"], out[f"B{b}.adapted.distance"] = tr.t, tr.distance
+        return out
+
     def as_dict(self) -> dict:
-        """JSON-able view."""
+        """JSON-able view (the sweep's ``summary.json``)."""
         return {
             "model": self.model,
             "data": self.data,
             "batch_sizes": list(self.batch_sizes),
             "t_min": self.t_min,
             "epochs": self.epochs,
-            "adapted_epochs": _finite_or_none(self.adapted_epochs),
+            "adapted_epochs": self.config.adapted_epochs,
             "equal_epochs": {str(b): f.as_dict() for b, f in self.equal_epochs.items()},
             "adapted": {
-                str(b): {
-                    "t": tr.t.tolist(),
-                    "distance": tr.distance.tolist(),
-                    "run": self.adapted_runs[b],
-                }
+                str(b): {"run": self.adapted_runs[b], "steps": int(tr.t[-1])}
                 for b, tr in self.adapted.items()
             },
             "adapted_steps": self.adapted_steps,
-            "adapted_distances": {str(b): d for b, d in self.adapted_distances().items()},
-            "adapted_spread": _finite_or_none(self.adapted_spread),
+            "adapted_distances": {str(b): d for b, d in self.adapted_distances().items()}
+            if self.adapted
+            else {},
+            "adapted_spread": None if math.isnan(self.adapted_spread) else self.adapted_spread,
             "equal_steps_spread": self.equal_steps_spread,
-            "log_beats_power_everywhere": self.log_beats_power_everywhere,
             "smaller_batches_farther": self.smaller_batches_farther,
+            "checks": {k: c.as_dict() for k, c in self.checks.items()},
         }
-
-
-def _finite_or_none(x: float) -> float | None:
-    return x if math.isfinite(x) else None
-
-
-def _yes(flag: bool) -> str:
-    return "yes" if flag else "no"
 
 
 def distance_at(trace: Trace, step: int) -> float:
@@ -241,202 +423,218 @@ def distance_at(trace: Trace, step: int) -> float:
     return float(np.interp(np.log1p(step), np.log1p(trace.t.astype(float)), trace.distance))
 
 
-def _check_batch_sizes(batch_sizes: Any) -> tuple[int, ...]:
+# ----------------------------------------------------------------------------- runner
+def _batch_fit(b: int, run: Run, t_min: int) -> BatchFit:
+    tr = run.trace("")
+    trace = Trace(tr.t, tr.distance)
     try:
-        sizes = tuple(sorted(int(b) for b in batch_sizes))
-    except (TypeError, ValueError) as exc:
-        raise TypeError(f"batch_sizes must be a sequence of ints, got {batch_sizes!r}") from exc
-    if len(sizes) < 2 or len(set(sizes)) != len(sizes) or sizes[0] < 1:
-        raise ValueError(
-            f"batch_sizes must hold at least two distinct positive sizes, got {batch_sizes!r}"
-        )
-    return sizes
+        fit, err = fit_growth(trace, t_min=t_min), ""
+    except ValueError as exc:
+        fit, err = None, str(exc)
+    if fit is None:
+        verdict = Check("log_law", None, "", {"batch_size": b}, reason=f"no fit: {err}")
+    else:
+        verdict = log_law(fit, batch_size=b)
+    return BatchFit(
+        b, trace, fit, err, float(trace.distance[-1]), int(trace.t[-1]), str(run.path), verdict
+    )
 
 
 def run_distance(
-    root: str | os.PathLike,
+    config: DistanceConfig | None = None,
+    runs: str | os.PathLike = "runs",
     *,
-    model: str = "f1",
-    data: str = "mnist5k",
-    batch_sizes: tuple[int, ...] | list[int] = (32, 128, 512, 2048),
-    epochs: float = 20.0,
-    adapted_epochs: float | None = 2.0,
-    lr: float = 0.1,
-    momentum: float = 0.9,
-    weight_decay: float = 1e-4,
-    grad_clip: float | None = 5.0,
-    t_min: int = 10,
-    seed: int = 0,
-    data_root: str | None = None,
-    device: str = "auto",
-    trace_per_decade: int = 20,
+    runtime: Any = None,
+    force: bool = False,
     n_jobs: int = 1,
+    progress: bool = False,
 ) -> DistanceResult:
-    """Distance traces for a sweep of batch sizes, with growth-law fits.
+    """Train (or reuse) a distance sweep, fit its traces and judge the paper's claims.
 
     Parameters
     ----------
-    root : path
-        Folder of the run folders (finished runs are reused).
-    model, data : str
-        Network and dataset (``deep.models`` / ``deep.data`` names).
-    batch_sizes : sequence of int
-        The sweep; the smallest is the base ``B_0`` of the adapted runs.
-    epochs : float
-        Epochs of every equal-epoch run (constant learning rate ``lr``).
-    adapted_epochs : float or None
-        Epochs of ``B_0`` in the adapted sweep (batch ``B`` trains ``adapted_epochs B / B_0``
-        epochs at ``lr sqrt(B / B_0)``); ``None`` skips that sweep.
-    lr, momentum, weight_decay, grad_clip : float
-        SGD settings (no learning-rate drop: the initial phase).
-    t_min : int
-        First step of the fitted window.
-    seed : int
-        Seed of every run (same initial weights for every batch size).
-    data_root, device : str
-        Passed to the trainer.
-    trace_per_decade : int
-        Density of the recorded trace.
+    config : DistanceConfig, optional
+        The sweep (the defaults: F1 on MNIST-5k, the quick profile's initial phase).
+    runs : path
+        Folder of every run folder: the training runs and the sweep's own folder.
+    runtime : deep.train.Runtime, optional
+        Device, data root and threads of the training runs (never part of their identity).
+    force : bool
+        Rewrite the sweep folder (finished training runs are still reused).
     n_jobs : int
         Runs trained at once (joblib processes).
+    progress : bool
+        One line per finished training run on stderr.
 
     Returns
     -------
     DistanceResult
     """
-    from .train import Runtime, TrainConfig
-
-    sizes = _check_batch_sizes(batch_sizes)
-    if isinstance(t_min, bool) or not isinstance(t_min, int) or t_min < 1:
-        raise ValueError(f"t_min must be a positive int, got {t_min!r}")
-    if isinstance(n_jobs, bool) or not isinstance(n_jobs, int) or n_jobs < 1:
-        raise ValueError(f"n_jobs must be a positive int, got {n_jobs!r}")
-    common = dict(
-        model=model,
-        data=data,
-        lr=lr,
-        base_batch_size=sizes[0],
-        momentum=momentum,
-        weight_decay=weight_decay,
-        grad_clip=grad_clip,
-        seed=seed,
-        trace_per_decade=trace_per_decade,
-        eval_every=None,
-        milestones=(),
-    )
-    configs = [TrainConfig(batch_size=b, epochs=epochs, lr_scaling="none", **common) for b in sizes]
-    if adapted_epochs is not None:
-        configs += [
-            TrainConfig(
-                batch_size=b,
-                epochs=adapted_epochs,
-                lr_scaling="sqrt",
-                regime_adaptation=True,
-                **common,
-            )
-            for b in sizes
-        ]
-    runtime = Runtime(device=device, data_root=data_root, progress=False)
-    runs = _train_all(configs, Path(root), n_jobs, runtime)
-
-    equal = {}
-    for b, run in zip(sizes, runs[: len(sizes)], strict=True):
-        trace = run.trace("")
-        trace = Trace(trace.t, trace.distance)
-        try:
-            fit, err = fit_growth(trace, t_min=t_min), ""
-        except ValueError as exc:
-            fit, err = None, str(exc)
-        equal[b] = BatchFit(
-            b, trace, fit, err, float(trace.distance[-1]), int(trace.t[-1]), str(run.path)
-        )
+    config = DistanceConfig() if config is None else config
+    if not isinstance(config, DistanceConfig):
+        raise TypeError(f"config must be a DistanceConfig, got {type(config).__name__}")
+    _check_int("n_jobs", n_jobs, 1)
+    runs = Path(runs)
+    equal_cfg, adapted_cfg = config.train_configs()
+    trained = _train_all(equal_cfg + adapted_cfg, runs, n_jobs, runtime, progress)
+    n = len(equal_cfg)
+    equal = {
+        b: _batch_fit(b, run, config.t_min)
+        for b, run in zip(config.batch_sizes, trained[:n], strict=True)
+    }
     adapted, adapted_runs = {}, {}
-    for b, run in zip(sizes, runs[len(sizes) :], strict=True):
+    for b, run in zip(config.batch_sizes, trained[n:], strict=False):
         tr = run.trace("")
         adapted[b] = Trace(tr.t, tr.distance)
         adapted_runs[b] = str(run.path)
-    return DistanceResult(
-        model,
-        data,
-        sizes,
-        equal,
-        adapted,
-        adapted_runs,
-        t_min,
-        float(epochs),
-        float(adapted_epochs) if adapted_epochs is not None else math.nan,
-    )
+    result = DistanceResult(config, equal, adapted, adapted_runs)
+    path = run_dir(runs, config)
+    if force or not _finished(path):
+        if int(os.environ.get("RANK", "0")) == 0:
+            save_run(runs, config, result.records(), result.as_dict())
+    return DistanceResult(config, equal, adapted, adapted_runs, str(path))
 
 
-def _train_one(config: Any, root: str, threads: int, runtime: Any):
+def load_distance(path: str | os.PathLike) -> dict:
+    """The ``summary.json`` of a finished sweep folder (fits and checks, no training)."""
+    return load_run(path).summary
+
+
+def _finished(path: Path) -> bool:
+    try:
+        load_run(path)
+    except FileNotFoundError:
+        return False
+    return True
+
+
+def _train_one(config: Any, runs: str, threads: int, runtime: Any) -> Run:
     import torch
 
     from .train import train
 
     if threads > 0:
         torch.set_num_threads(threads)
-    return train(config, root, runtime=runtime)
+    return train(config, runs, runtime=runtime)
 
 
-def _train_all(configs: list, root: Path, n_jobs: int, runtime: Any) -> list:
-    root.mkdir(parents=True, exist_ok=True)
+def _train_all(configs: list, runs: Path, n_jobs: int, runtime: Any, progress: bool) -> list:
+    from .train import Runtime
+
+    runtime = runtime or Runtime(progress=False)
+    runs.mkdir(parents=True, exist_ok=True)
+    total, start = len(configs), time.perf_counter()
+
+    def report(done: int, run: Run) -> None:
+        if progress:
+            elapsed = time.perf_counter() - start
+            left = elapsed / done * (total - done)
+            print(
+                f"[distance] {done}/{total} runs done ({elapsed:.0f} s, about {left:.0f} s "
+                f"left); last: B={run.config['batch_size']}",
+                file=sys.stderr,
+                flush=True,
+            )
+
+    out: list[Run] = []
     if n_jobs == 1:
-        return [_train_one(c, str(root), 0, runtime) for c in configs]
+        for c in configs:
+            out.append(_train_one(c, str(runs), 0, runtime))
+            report(len(out), out[-1])
+        return out
     from joblib import Parallel, delayed
 
     threads = max(1, (os.cpu_count() or 1) // n_jobs)
-    return Parallel(n_jobs=n_jobs)(
-        delayed(_train_one)(c, str(root), threads, runtime) for c in configs
-    )
+    for run in Parallel(n_jobs=n_jobs, return_as="generator")(
+        delayed(_train_one)(c, str(runs), threads, runtime) for c in configs
+    ):
+        out.append(run)
+        report(len(out), run)
+    return out
 
 
 # ----------------------------------------------------------------------------- CLI
+_HELP = {
+    "model": "network (deep.models name)",
+    "data": "dataset (deep.data name)",
+    "batch_sizes": "comma-separated sweep, B_S to B_L; the smallest is B_0 of the adapted runs",
+    "epochs": "epochs of every equal-epoch run (constant learning rate: the initial phase)",
+    "adapted_epochs": "epochs of B_0 in the adapted sweep (0 skips it)",
+    "lr": "learning rate of the equal-epoch runs and of B_0",
+    "momentum": "SGD momentum",
+    "weight_decay": "SGD weight decay",
+    "grad_clip": "gradient-norm clipping (0: off)",
+    "ghost_size": "ghost batch size of the adapted runs (0: plain batch norm)",
+    "t_min": "first step of the fitted window",
+    "seed": "seed of every run (initial weights, split, batch order)",
+    "trace_per_decade": "recording points per decade of steps",
+}
+
+
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
-    """Register ``python -m deep distance``."""
+    """Register ``python -m deep distance`` (options are the fields of DistanceConfig)."""
     p = subparsers.add_parser(
         "distance",
-        help="||w_t - w_0|| for a sweep of batch sizes, with law fits",
+        help="||w_t - w_0|| for a sweep of batch sizes, with law fits and the paper's checks",
         description=__doc__.split("\n\n")[0],
     )
-    p.add_argument("--model", default="f1")
-    p.add_argument("--data", default="mnist5k")
-    p.add_argument("--batch-sizes", default="32,128,512,2048", help="comma-separated sweep")
-    p.add_argument("--epochs", type=float, default=20.0, help="epochs of the equal-epoch runs")
-    p.add_argument(
-        "--adapted-epochs",
-        type=float,
-        default=2.0,
-        help="epochs of the smallest batch in the adapted sweep (0 to skip it)",
-    )
-    p.add_argument("--lr", type=float, default=0.1)
-    p.add_argument("--t-min", type=int, default=10, help="first step of the fitted window")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--data-root", default=None)
-    p.add_argument("--device", default="auto")
-    p.add_argument("--jobs", type=int, default=1)
-    p.add_argument("--out", default="runs")
+    default = DistanceConfig()
+    for name, text in _HELP.items():
+        value = getattr(default, name)
+        kind = {"model": str, "data": str, "batch_sizes": str}.get(name)
+        if kind is None:
+            kind = int if isinstance(value, int) and not isinstance(value, bool) else float
+        shown = ",".join(map(str, value)) if name == "batch_sizes" else value
+        p.add_argument(
+            "--" + name.replace("_", "-"),
+            type=kind,
+            default=None,
+            help=f"{text} (default: {shown})",
+        )
+    p.add_argument("--runs", "--out", dest="runs", default="runs", help="folder of run folders")
+    p.add_argument("--data-root", default=None, help="folder of user data files")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    p.add_argument("--jobs", type=int, default=1, help="runs trained at once (processes)")
+    p.add_argument("--json", action="store_true", help="print the sweep's summary as JSON")
     p.set_defaults(func=_main)
     return p
 
 
+def config_from_args(args: argparse.Namespace) -> DistanceConfig:
+    """The :class:`DistanceConfig` of a parsed command line (unset options keep defaults)."""
+    kw: dict[str, Any] = {}
+    for name in _HELP:
+        value = getattr(args, name)
+        if value is None:
+            continue
+        if name == "batch_sizes":
+            try:
+                value = tuple(int(s) for s in value.split(",") if s.strip())
+            except ValueError:
+                raise ValueError(
+                    f"--batch-sizes must be comma-separated integers, got {value!r}"
+                ) from None
+        elif name in ("adapted_epochs", "grad_clip", "ghost_size") and value == 0:
+            value = None
+        kw[name] = value
+    return DistanceConfig(**kw)
+
+
 def _main(args: argparse.Namespace) -> int:
-    sizes = [int(s) for s in args.batch_sizes.split(",") if s.strip()]
-    out = Path(args.out)
-    result = run_distance(
-        out / "distance",
-        model=args.model,
-        data=args.data,
-        batch_sizes=sizes,
-        epochs=args.epochs,
-        adapted_epochs=args.adapted_epochs or None,
-        lr=args.lr,
-        t_min=args.t_min,
-        seed=args.seed,
-        data_root=args.data_root,
-        device=args.device,
-        n_jobs=args.jobs,
-    )
-    path = atomic_write_json(out / f"distance-{args.model}-{args.data}.json", result.as_dict())
-    print(result.table())
-    print(f"written: {path}")
+    from .train import Runtime
+
+    try:
+        config = config_from_args(args)
+        runtime = Runtime(device=args.device, data_root=args.data_root, progress=False)
+        if args.jobs < 1:
+            raise ValueError(f"--jobs must be a positive integer, got {args.jobs}")
+    except (TypeError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    result = run_distance(config, args.runs, runtime=runtime, n_jobs=args.jobs, progress=True)
+    if args.json:
+        print(json.dumps(result.as_dict(), indent=1))
+    else:
+        print(result.table())
+        print(f"sweep folder: {result.path}")
     return 0

@@ -136,3 +136,11 @@ def test_adapted_agree_compares_every_common_step():
     assert check.passed is False and check.numbers["last"] < ADAPTED_SPREAD
     assert 60 <= check.numbers["worst_step"] <= 160
     assert adapted_agree({32: Trace(t, base)}, t_min=10).passed is None
+
+
+def test_log_law_is_not_judged_on_a_window_shorter_than_two_decades():
+    """Catches a mutant that judges the law on 63 steps (the large batch at equal epochs)."""
+    t = np.arange(10, 64)
+    check = log_law(fit_growth(_noisy(t, 1 + 2 * np.log(t))), batch_size=1024)
+    assert check.passed is None
+    assert "decades" in check.reason and check.numbers["decades"] < 1
