@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from collections.abc import Sequence
 
@@ -16,22 +17,46 @@ import numpy as np
 from diffusion import theory
 
 
+def _finite(text: str) -> float:
+    """A finite float (argparse type): NaN and infinities are refused (exit 2)."""
+    try:
+        value = float(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from exc
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+    return value
+
+
 def _float_list(text: str) -> list[float]:
     try:
-        return [float(x) for x in text.replace(",", " ").split()]
+        values = [float(x) for x in text.replace(",", " ").split()]
     except ValueError as exc:
         raise argparse.ArgumentTypeError(
             f"expected numbers separated by commas, got {text!r}"
         ) from exc
+    bad = [x for x in values if not math.isfinite(x)]
+    if bad or not values:
+        raise argparse.ArgumentTypeError(
+            f"expected finite numbers separated by commas, got {text!r}"
+        )
+    return values
 
 
 def _t_max(text: str) -> float:
     try:
-        return float(text)
-    except ValueError as exc:
+        return _finite(text)
+    except argparse.ArgumentTypeError as exc:
         raise argparse.ArgumentTypeError(
-            f"--t-max must be a number such as 1e8, got {text!r}"
+            f"--t-max must be a finite number such as 1e8, got {text!r}"
         ) from exc
+
+
+def _hours(text: str) -> float:
+    value = _finite(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"--max-hours must be > 0, got {text!r}")
+    return value
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -45,7 +70,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     walk.add_argument("--potential", choices=["sinai", "fbm", "bounded", "field"], default="sinai")
     walk.add_argument(
-        "--hurst", type=float, default=0.5, help="H in (0, 1) for fbm / fractional field"
+        "--hurst", type=_finite, default=0.5, help="H in (0, 1) for fbm / fractional field"
     )
     walk.add_argument(
         "--dim", type=int, default=1, help="lattice dimension 1-3 (2, 3 need --potential field)"
@@ -55,14 +80,20 @@ def _parser() -> argparse.ArgumentParser:
         "--t-max", type=_t_max, default=1e8, help="last time, e.g. 1e8 (coarse: 1e30 and beyond)"
     )
     walk.add_argument("--method", choices=["direct", "coarse"], default="direct")
-    walk.add_argument("--temperature", type=float, default=1.0)
-    walk.add_argument("--sigma", type=float, default=1.0, help="scale of the potential U")
-    walk.add_argument("--correlation-length", type=float, default=0.0)
+    walk.add_argument("--temperature", type=_finite, default=1.0)
+    walk.add_argument("--sigma", type=_finite, default=1.0, help="scale of the potential U")
+    walk.add_argument("--correlation-length", type=_finite, default=0.0)
     walk.add_argument("--field-kind", choices=["short", "fractional"], default="short")
     walk.add_argument("--per-decade", type=int, default=10)
     walk.add_argument("--seed", type=int, default=0)
     walk.add_argument("--out", default="runs", help="folder of run folders (default: runs/)")
     walk.add_argument("--force", action="store_true", help="recompute even if the run exists")
+    walk.add_argument(
+        "--max-hours",
+        type=_hours,
+        default=1.0,
+        help="refuse a direct walk estimated (from the measured rate) to take longer (default 1)",
+    )
     walk.add_argument("--json", action="store_true", help="print the summary as JSON")
 
     th = sub.add_parser("theory", help="exact values")
@@ -81,17 +112,17 @@ def _parser() -> argparse.ArgumentParser:
         required=True,
         help="site energies U_0..U_N, e.g. 0,1,2,1,0",
     )
-    m.add_argument("--temperature", type=float, default=1.0)
+    m.add_argument("--temperature", type=_finite, default=1.0)
     m.add_argument("--json", action="store_true")
     d = tsub.add_parser("deff", help="effective diffusion constant of a periodic Metropolis chain")
     d.add_argument("--potential", type=_float_list, required=True, help="one period U_0..U_{L-1}")
-    d.add_argument("--temperature", type=float, default=1.0)
+    d.add_argument("--temperature", type=_finite, default=1.0)
     d.add_argument("--json", action="store_true")
     kr = tsub.add_parser("kramers", help="Kramers escape rate (overdamped)")
-    kr.add_argument("--barrier", type=float, required=True)
-    kr.add_argument("--curvature-min", type=float, required=True)
-    kr.add_argument("--curvature-max", type=float, required=True)
-    kr.add_argument("--temperature", type=float, default=1.0)
+    kr.add_argument("--barrier", type=_finite, required=True)
+    kr.add_argument("--curvature-min", type=_finite, required=True)
+    kr.add_argument("--curvature-max", type=_finite, required=True)
+    kr.add_argument("--temperature", type=_finite, default=1.0)
     kr.add_argument("--json", action="store_true")
     return parser
 
@@ -160,6 +191,80 @@ def _theory(args: argparse.Namespace) -> int:
     return 0
 
 
+def _kesten_lines(th: dict) -> list[str]:
+    """Kesten's law at the last time: raw scale, overshoot-corrected scale, finite-Gamma theory."""
+    if "kesten_mean_abs_measured" not in th:
+        return []
+    if "kesten_mean_abs_corrected" not in th:  # a run saved before the correction existed
+        return [
+            f"sigma^2 x/(log t)^2 at the last time: E|b| {th['kesten_mean_abs_measured']:.4f}, "
+            f"E b^2 {th['kesten_second_moment_measured']:.4f}, "
+            f"KS vs Kesten p = {th['kesten_ks_pvalue']:.3g}"
+        ]
+    row = (
+        "{label}: E|b| {m1:.4f} ± {s1:.4f}, E b^2 {m2:.4f} ± {s2:.4f}, KS vs Kesten p = {p:.3g}"
+    )
+    return [
+        row.format(
+            label=f"sigma^2 x/Gamma^2, Gamma = log t = {th['kesten_gamma']:.4g}",
+            m1=th["kesten_mean_abs_measured"],
+            s1=th["kesten_mean_abs_measured_stderr"],
+            m2=th["kesten_second_moment_measured"],
+            s2=th["kesten_second_moment_measured_stderr"],
+            p=th["kesten_ks_pvalue"],
+        ),
+        f"  finite-Gamma theory (lattice overshoot): E|b| "
+        f"{th['kesten_mean_abs_finite_gamma']:.4f}, E b^2 "
+        f"{th['kesten_second_moment_finite_gamma']:.4f}; limit 5/6 = 0.8333, 61/45 = 1.3556",
+        row.format(
+            label=f"  at the corrected scale Gamma_eff = {th['kesten_gamma_effective']:.4g}",
+            m1=th["kesten_mean_abs_corrected"],
+            s1=th["kesten_mean_abs_corrected_stderr"],
+            m2=th["kesten_second_moment_corrected"],
+            s2=th["kesten_second_moment_corrected_stderr"],
+            p=th["kesten_ks_pvalue_corrected"],
+        ),
+    ]
+
+
+def _running_line(running: dict, limit: float | None) -> str:
+    """The fBm running exponent at the largest Gamma and its extrapolation to Gamma -> inf."""
+    lo, hi = running["k_extrapolated_interval"]
+    target = "" if limit is None else f"; limit theory 1/H = {limit:.4g}"
+    return (
+        f"running exponent d log E|x| / d log Gamma: {running['k_eff'][0]:.3g} at Gamma = "
+        f"{running['gamma'][0]:.3g} ... {running['k_eff'][-1]:.3g} at "
+        f"{running['gamma'][-1]:.3g}; extrapolated (k_inf + c/Gamma) "
+        f"{running['k_extrapolated']:.4g}, 95% [{lo:.4g}, {hi:.4g}]{target}"
+    )
+
+
+def _too_long(cfg, args: argparse.Namespace) -> str:
+    """Why a direct walk is refused before it starts ('' if it is not)."""
+    from diffusion.records import IncompleteRunError, load_run, run_dir
+    from diffusion.walk import estimate_walk_seconds, measured_rate
+
+    if cfg.method != "direct":
+        return ""
+    if not args.force:
+        try:
+            load_run(run_dir(args.out, cfg))
+            return ""  # finished already: it is only loaded
+        except IncompleteRunError:
+            pass
+    rate = measured_rate()
+    hours = estimate_walk_seconds(cfg.walkers, cfg.t_max, rate) / 3600.0
+    if hours <= args.max_hours:
+        return ""
+    return (
+        f"a direct walk of {cfg.walkers} walkers to t = {cfg.t_max:.3g} is "
+        f"{cfg.walkers * cfg.t_max:.2g} walker-steps: about {hours:.3g} hours at the "
+        f"{rate:.3g} walker-steps/s measured now, over --max-hours {args.max_hours:g}. "
+        f"Use --method coarse (renormalised valley-to-valley walker: t = 1e30 in seconds, "
+        f"sinai/fbm), or fewer walkers, or a larger --max-hours"
+    )
+
+
 def _walk(args: argparse.Namespace) -> int:
     from diffusion.experiments import WalkConfig, run_walk
 
@@ -177,6 +282,10 @@ def _walk(args: argparse.Namespace) -> int:
         per_decade=args.per_decade,
         seed=args.seed,
     )
+    refusal = _too_long(cfg, args)
+    if refusal:
+        print(f"python -m diffusion: error: {refusal}", file=sys.stderr)
+        return 2
     run = run_walk(cfg, args.out, force=args.force)
     s = run.summary
     if args.json:
@@ -195,19 +304,23 @@ def _walk(args: argparse.Namespace) -> int:
     measured = s.get("polylog_exponent_measured")
     print(f"theory: {th['law']}")
     if th.get("polylog_exponent") is not None and measured is not None:
-        print(f"polylog exponent: measured {measured:.4g}, theory {th['polylog_exponent']:.4g}")
+        interval = s.get("polylog_exponent_interval")
+        spread = f", bootstrap 95% [{interval[0]:.4g}, {interval[1]:.4g}]" if interval else ""
+        print(
+            f"polylog exponent: fit {measured:.4g}{spread}; "
+            f"limit theory {th['polylog_exponent']:.4g}"
+        )
     if "rms_predicted_last" in th:
         print(
             f"rms at the last time: measured {trace.distance[-1]:.6g}, "
             f"theory {th['rms_predicted_last']:.6g}"
         )
-    if "kesten_mean_abs_measured" in th:
-        print(
-            f"sigma^2 x/(log t)^2 at the last time: "
-            f"E|b| {th['kesten_mean_abs_measured']:.4f} (5/6 = 0.8333), "
-            f"E b^2 {th['kesten_second_moment_measured']:.4f} (61/45 = 1.3556), "
-            f"KS vs Kesten p = {th['kesten_ks_pvalue']:.3g}"
-        )
+    for line in _kesten_lines(th):
+        print(line)
+    if s.get("bootstrap_text"):
+        print(s["bootstrap_text"])
+    if s.get("running_exponent"):
+        print(_running_line(s["running_exponent"], th.get("polylog_exponent")))
     if "d_eff" in th:
         print(f"D_eff (exact) = {th['d_eff']:.6g}")
     return 0

@@ -46,6 +46,10 @@ __all__ = [
     "kesten_pdf",
     "kesten_cdf",
     "kesten_abs_cdf",
+    "OVERSHOOT",
+    "kesten_effective_gamma",
+    "kesten_mean_abs_finite",
+    "kesten_second_moment_finite",
     "sinai_scale",
     "fbm_scale",
     "barrier_growth_distance",
@@ -405,6 +409,60 @@ class _KestenGen(stats.rv_continuous):
 
 kesten = _KestenGen(name="kesten")
 """Kesten's law as a ``scipy.stats`` distribution: ``kstest(samples, kesten.cdf)``."""
+
+
+# ----------------------------------------------------------------------------- finite Gamma
+OVERSHOOT = float(-special.zeta(0.5) / math.sqrt(2.0 * math.pi))
+"""``-zeta(1/2)/sqrt(2 pi) = 0.5826``: the mean overshoot, in units of the step's standard
+deviation, of a Gaussian random walk over a distant level (Siegmund's constant); equally how
+far the maximum of a Brownian path sampled at unit steps falls below the continuous one
+(Asmussen, Glynn & Pitman 1995)."""
+
+
+def kesten_effective_gamma(gamma: object, sigma: float) -> np.ndarray:
+    """The renormalisation scale that a lattice landscape at threshold ``gamma`` stands for.
+
+    A lattice potential with Gaussian increments of standard deviation ``sigma`` is a
+    Brownian path seen at integer sites, and its extrema fall short of the path's by
+    :data:`OVERSHOOT` ``* sigma`` on average. A swing of at least ``Gamma`` between lattice
+    extrema (a maximum and a minimum) is therefore a swing of about
+    ``Gamma + 2 OVERSHOOT sigma`` of the continuous path, whose valleys obey Kesten's law
+    exactly at every scale. So the renormalised walker at ``Gamma = log t`` sits where the
+    continuum one sits at ``Gamma_eff = Gamma + 2 OVERSHOOT sigma``, and
+    ``sigma^2 x / Gamma_eff^2`` follows Kesten's law up to ``O((sigma/Gamma)^2)``.
+
+    Parameters
+    ----------
+    gamma : array_like
+        ``log t``, ``> 0``.
+    sigma : float
+        Increment standard deviation of ``V = U/T``, ``> 0``.
+    """
+    s = check_sigma(sigma, allow_zero=False)
+    g = np.asarray(gamma, float)
+    if not np.all(np.isfinite(g)) or np.any(g <= 0):
+        raise ValueError(f"gamma must be finite and > 0, got {gamma!r}")
+    return g + 2.0 * OVERSHOOT * s
+
+
+def _overshoot_factor(gamma: object, sigma: float) -> np.ndarray:
+    return kesten_effective_gamma(gamma, sigma) / np.asarray(gamma, float)
+
+
+def kesten_mean_abs_finite(gamma: object, sigma: float) -> np.ndarray:
+    """``E sigma^2 |x| / Gamma^2`` of the renormalised lattice walker at finite ``Gamma``.
+
+    ``(5/6) (1 + 2 OVERSHOOT sigma/Gamma)^2`` (see :func:`kesten_effective_gamma`).
+    """
+    return KESTEN_MEAN_ABS * _overshoot_factor(gamma, sigma) ** 2
+
+
+def kesten_second_moment_finite(gamma: object, sigma: float) -> np.ndarray:
+    """``E (sigma^2 x / Gamma^2)^2`` at finite ``Gamma``.
+
+    ``(61/45) (1 + 2 OVERSHOOT sigma/Gamma)^4`` (see :func:`kesten_effective_gamma`).
+    """
+    return KESTEN_SECOND_MOMENT * _overshoot_factor(gamma, sigma) ** 4
 
 
 # ----------------------------------------------------------------------------- scaling laws

@@ -24,6 +24,7 @@ the run, :class:`EdgeReachedError` (a ``ValueError``) reports when and where. Wi
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from numbers import Integral, Real
@@ -45,6 +46,8 @@ __all__ = [
     "FirstPassage",
     "first_passage_times",
     "sample_equilibrium",
+    "measured_rate",
+    "estimate_walk_seconds",
 ]
 
 _TWO64 = 2.0**64
@@ -682,3 +685,48 @@ def sample_equilibrium(
     pick = rng.choice(w.size, size=n_walkers, p=w / w.sum())
     coords = np.stack([g.ravel()[pick] for g in grids], axis=-1) - np.asarray(potential.origin)
     return coords[:, 0] if potential.ndim == 1 else coords
+
+
+# ----------------------------------------------------------------------------- time estimate
+def measured_rate(n_walkers: int = 512, steps: int = 20_000) -> float:
+    """Walker-steps per second of the compiled Metropolis kernel, measured now.
+
+    One Brownian landscape of 4,001 sites, ``n_walkers`` walkers for ``steps`` steps, after a
+    warm-up call that loads the compiled kernel. Large environments (one per walker, long
+    times) miss the caches and run slower, so a time derived from this rate is optimistic.
+
+    Returns
+    -------
+    float
+        Walker-steps per second.
+    """
+    from diffusion.potentials import brownian_potential
+
+    n_walkers = _check_count("n_walkers", n_walkers, 1)
+    steps = _check_count("steps", steps, 1)
+    pot = brownian_potential(4001, 1.0, seed=0)
+    simulate_walkers(pot, 1.0, 10, 8, times=[10])
+    start = time.perf_counter()
+    simulate_walkers(pot, 1.0, steps, n_walkers, times=[steps])
+    return n_walkers * steps / max(time.perf_counter() - start, 1e-9)
+
+
+def estimate_walk_seconds(n_walkers: int, t_max: float, rate: float | None = None) -> float:
+    """Seconds a direct walk of ``n_walkers`` walkers to ``t_max`` takes at ``rate``.
+
+    Parameters
+    ----------
+    n_walkers : int
+        Walkers (>= 1).
+    t_max : float
+        Last time (steps, >= 1).
+    rate : float, optional
+        Walker-steps per second; :func:`measured_rate` when None.
+    """
+    n_walkers = _check_count("n_walkers", n_walkers, 1)
+    if not np.isfinite(t_max) or t_max < 1:
+        raise ValueError(f"t_max must be finite and >= 1, got {t_max!r}")
+    rate = measured_rate() if rate is None else float(rate)
+    if not np.isfinite(rate) or rate <= 0:
+        raise ValueError(f"rate must be finite and > 0, got {rate!r}")
+    return n_walkers * float(t_max) / rate

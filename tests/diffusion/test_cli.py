@@ -88,7 +88,8 @@ def test_walk_coarse_writes_and_reuses_a_run(tmp_path, capsys):
     assert again["run"] == first["run"] and again["summary"] == summary
     assert main(argv[:-1]) == 0  # the text form prints the fit beside the theory
     text = capsys.readouterr().out
-    assert "polylog exponent: measured" in text and "theory 2" in text and "Kesten" in text
+    assert "polylog exponent: fit" in text and "limit theory 2" in text and "Kesten" in text
+    assert "bootstrap over 60 replicas" in text and "corrected scale Gamma_eff" in text
 
 
 def test_walk_direct_bounded_prints_deff(tmp_path, capsys):
@@ -136,3 +137,53 @@ def test_config_validation_messages():
         WalkConfig(potential="levy")
     with pytest.raises(TypeError, match="dim"):
         WalkConfig(potential="field", dim=2.5, correlation_length=1.0)
+
+
+THEORY_ARGS = {  # "--opt=value" so that "-inf" is not read as an option
+    "kesten": ["--b={x}"],
+    "mfpt": ["--potential=0,{x},1"],
+    "deff": ["--potential=0,1,{x}"],
+    "kramers": ["--barrier={x}", "--curvature-min=1", "--curvature-max=-1"],
+}
+
+
+@pytest.mark.parametrize("bad", ["nan", "inf", "-inf"])
+@pytest.mark.parametrize("quantity", sorted(THEORY_ARGS))
+def test_theory_refuses_non_finite_arguments(capsys, quantity, bad):
+    """NaN or infinite arguments to every theory subcommand exit 2 naming the value.
+
+    Mutant caught: ``float`` as the argparse type (``theory kesten --b nan`` printed nan and
+    exited 0).
+    """
+    argv = ["theory", quantity, *(a.format(x=bad) for a in THEORY_ARGS[quantity])]
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == 2
+    assert bad in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exc:  # and every float option, e.g. the temperature
+        main(["theory", "deff", "--potential=0,1", f"--temperature={bad}"])
+    assert exc.value.code == 2
+
+
+def test_walk_refuses_a_direct_run_over_max_hours(tmp_path, capsys, monkeypatch):
+    """A direct walk estimated over --max-hours exits 2 at once, with the estimate and coarse.
+
+    The rate is fixed (no timing in the assertion): 1e3 walkers x 1e12 steps at 3e8
+    walker-steps/s is 926 hours. Mutant caught: no estimate (the run starts).
+    """
+    import diffusion.walk
+
+    monkeypatch.setattr(diffusion.walk, "measured_rate", lambda: 3e8)
+    argv = ["walk", "--t-max", "1e12", "--walkers", "1000", "--out", str(tmp_path)]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "926 hours" in err and "--method coarse" in err and "--max-hours 1" in err
+    assert not any(tmp_path.iterdir())  # nothing started
+    # 10 walkers to 2e4 at the same rate is well under a second: it runs
+    small = ["walk", "--t-max", "2e4", "--walkers", "10", "--out", str(tmp_path), "--json"]
+    assert main(small) == 0
+    # a limit of 1e-9 hours refuses it, and --max-hours itself must be a finite positive number
+    assert main([*small, "--force", "--max-hours", "1e-9"]) == 2
+    assert "hours" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main([*small, "--max-hours", "nan"])
