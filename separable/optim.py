@@ -30,12 +30,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Union
 
-import numba
 import numpy as np
 
 from diffusion.metrics import Trace, log_schedule
+from separable._kernels import Rule, State, apply_update, make_problem, run_steps
 from separable.data import as_features, fold
-from separable.losses import Loss, get_loss, neg_dloss
+from separable.losses import Loss, get_loss
 from separable.measures import gap_measures
 from separable.svm import SVMResult, hard_margin_svm
 
@@ -278,126 +278,6 @@ def stability_limit(Z: np.ndarray, loss: Loss, w0: np.ndarray) -> float:
     return 2.0 / (beta * smax2)
 
 
-# ----------------------------------------------------------------------------- compiled core
-@numba.njit(cache=True)
-def _apply(mid, w, g, m, v, t, eta, p1, p2, p3):
-    """One update of rule ``mid`` in place (0 GD/SGD, 1 heavy ball, 2 Nesterov, 3 NGD, 4 Adam)."""
-    d = w.size
-    if mid == 0:
-        for j in range(d):
-            w[j] -= eta * g[j]
-    elif mid == 1:
-        for j in range(d):
-            m[j] = p1 * m[j] - eta * g[j]
-            w[j] += m[j]
-    elif mid == 2:
-        for j in range(d):
-            mo = m[j]
-            m[j] = p1 * mo - eta * g[j]
-            w[j] += p1 * p1 * mo - (1.0 + p1) * eta * g[j]
-    elif mid == 3:
-        s = 0.0
-        for j in range(d):
-            s += g[j] * g[j]
-        if s > 0.0:
-            s = eta / np.sqrt(s)
-            for j in range(d):
-                w[j] -= s * g[j]
-    else:
-        c1 = 1.0 - p1 ** (t + 1.0)
-        c2 = 1.0 - p2 ** (t + 1.0)
-        for j in range(d):
-            m[j] = p1 * m[j] + (1.0 - p1) * g[j]
-            v[j] = p2 * v[j] + (1.0 - p2) * g[j] * g[j]
-            w[j] -= eta * (m[j] / c1) / (np.sqrt(v[j] / c2) + p3)
-
-
-@numba.njit(cache=True)
-def _grad_rows(Z, w, g, idx, nb, loss_id, lparam):
-    """``g = grad of sum_{k < nb} l(z_idx[k] . w)`` for a built-in loss."""
-    d = w.size
-    for j in range(d):
-        g[j] = 0.0
-    for k in range(nb):
-        i = idx[k]
-        u = 0.0
-        for j in range(d):
-            u += Z[i, j] * w[j]
-        c = neg_dloss(u, loss_id, lparam)
-        for j in range(d):
-            g[j] -= c * Z[i, j]
-
-
-@numba.njit(cache=True)
-def _grad_full(ZT, w, g, u, loss_id, lparam):
-    """Full-batch gradient from the transposed samples ``ZT`` (d, N): three flat loops,
-    the margins, ``-l'`` (the logistic without dispatch: the hot loop of GD), the sum."""
-    d, N = ZT.shape
-    for i in range(N):
-        u[i] = 0.0
-    for j in range(d):
-        wj = w[j]
-        for i in range(N):
-            u[i] += ZT[j, i] * wj
-    if loss_id == 0:
-        for i in range(N):
-            u[i] = 1.0 / (1.0 + np.exp(u[i]))
-    else:
-        for i in range(N):
-            u[i] = neg_dloss(u[i], loss_id, lparam)
-    for j in range(d):
-        acc = 0.0
-        for i in range(N):
-            acc += ZT[j, i] * u[i]
-        g[j] = -acc
-
-
-@numba.njit(cache=True)
-def _run_steps(
-    Z, ZT, w, m, v, t0, t1, mid, eta, p1, p2, p3, loss_id, lparam, batch, replace, seed, perm, pos
-):
-    """Run steps ``t0 .. t1-1`` in place; return ``(steps reached, status)`` (1 = diverged).
-
-    ``ZT`` is ``Z.T`` stored contiguously (for the full-batch gradient)."""
-    N, d = Z.shape
-    g = np.zeros(d)
-    buf = np.zeros(N)
-    idx = np.arange(N)
-    nb = N
-    if batch < N:
-        np.random.seed(seed)
-    for t in range(t0, t1):
-        if batch < N:
-            if replace:
-                nb = batch
-                for i in range(batch):
-                    idx[i] = np.random.randint(0, N)
-            else:
-                if pos[0] >= N:
-                    np.random.shuffle(perm)
-                    pos[0] = 0
-                nb = min(batch, N - pos[0])
-                for i in range(nb):
-                    idx[i] = perm[pos[0] + i]
-                pos[0] += nb
-        if nb < N:
-            _grad_rows(Z, w, g, idx, nb, loss_id, lparam)
-        else:
-            _grad_full(ZT, w, g, buf, loss_id, lparam)
-        s = 0.0
-        for j in range(d):
-            s += g[j]
-        if not np.isfinite(s):
-            return t, 1
-        _apply(mid, w, g, m, v, t, eta, p1, p2, p3)
-        s = 0.0
-        for j in range(d):
-            s += w[j] * w[j]  # also catches a norm that overflows
-        if not np.isfinite(s):
-            return t, 1
-    return t1, 0
-
-
 # ----------------------------------------------------------------------------- result
 @dataclass(frozen=True)
 class OptimResult:
@@ -442,40 +322,119 @@ class OptimResult:
         return out
 
 
-def _python_steps(Z, w, state, t0, t1, rule, code, eta, loss, rng):
-    """The slow path: gradient by numpy (any loss), update compiled or user-defined."""
-    mid, p1, p2, p3 = code
-    m, v, perm, pos = state
+def _python_steps(problem, rule, state, t0, t1, user, loss, rng):
+    """The slow path: gradient by numpy (any loss), update compiled or ``user``-defined."""
+    Z, w = problem.Z, state.w
     N = Z.shape[0]
-    batch = rule.batch_size if isinstance(rule, SGD) else N
     for t in range(t0, t1):
-        if batch < N:
-            if rule.replace:
-                idx = rng.integers(0, N, size=batch)
-            else:
-                if pos[0] >= N:
-                    rng.shuffle(perm)
-                    pos[0] = 0
-                idx = perm[pos[0] : pos[0] + batch]
-                pos[0] += idx.size
-            Zb = Z[idx]
-        else:
-            Zb = Z
+        Zb = Z[_python_batch(rule, state, N, rng)] if rule.batch < N else Z
         with np.errstate(over="ignore", invalid="ignore"):
             g = Zb.T @ loss.derivative(Zb @ w)
         if not np.all(np.isfinite(g)):
             return t, 1
-        if isinstance(rule, CustomUpdate):
-            w_new = np.asarray(rule.update(t, w.copy(), g), dtype=np.float64)
+        if user is not None:
+            w_new = np.asarray(user.update(t, w.copy(), g), dtype=np.float64)
             if w_new.shape != w.shape:
                 raise ValueError(f"update returned shape {w_new.shape}, expected {w.shape}")
             w[:] = w_new
         else:
-            _apply(mid, w, g, m, v, t, eta, p1, p2, p3)
+            apply_update(rule, w, g, state.m, state.v, t)
         with np.errstate(over="ignore"):
             if not np.isfinite(w @ w):
                 return t, 1
     return t1, 0
+
+
+def _python_batch(rule: Rule, state: State, N: int, rng: np.random.Generator) -> np.ndarray:
+    """Indices of the next minibatch (numpy generator), as the compiled sampler does."""
+    if rule.replace:
+        return rng.integers(0, N, size=rule.batch)
+    if state.pos[0] >= N:
+        rng.shuffle(state.perm)
+        state.pos[0] = 0
+    idx = state.perm[state.pos[0] : state.pos[0] + rule.batch]
+    state.pos[0] += idx.size
+    return idx
+
+
+def _check_rule(rule: object) -> Optimizer:
+    rule = GD() if rule is None else rule
+    if not isinstance(rule, (GD, Momentum, SGD, NormalizedGD, Adam, CustomUpdate)):
+        raise TypeError(
+            f"rule must be an Optimizer (GD, Momentum, SGD, NormalizedGD, Adam, CustomUpdate), "
+            f"got {type(rule).__name__}"
+        )
+    return rule
+
+
+def _check_t_max(t_max: object) -> float:
+    try:
+        t_max_f = float(t_max)
+    except (TypeError, ValueError):
+        raise TypeError(f"t_max must be a number, got {t_max!r}") from None
+    if (
+        not math.isfinite(t_max_f)
+        or t_max_f < 1
+        or t_max_f != math.floor(t_max_f)
+        or t_max_f >= 2**62
+    ):
+        raise ValueError(f"t_max must be an integer-valued number in [1, 2**62), got {t_max!r}")
+    return t_max_f
+
+
+def _check_seed(seed: object) -> int:
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    return int(seed)
+
+
+def _start(w0: object, d: int) -> np.ndarray:
+    if w0 is None:
+        return np.zeros(d)
+    w = as_features(np.reshape(np.asarray(w0, dtype=float), (1, -1)), "w0")[0].copy()
+    if w.shape != (d,):
+        raise ValueError(f"w0 must have shape ({d},) to match X, got {np.shape(w0)}")
+    return w
+
+
+def _warn_step_size(rule: Optimizer, eta: float, Z: np.ndarray, loss: Loss, w: np.ndarray):
+    if not isinstance(rule, (GD, Momentum, SGD, CustomUpdate)):
+        return
+    limit = stability_limit(Z, loss, w)
+    if eta > limit:
+        warnings.warn(
+            f"eta={eta:.4g} exceeds the stability limit 2/(beta sigma_max^2)={limit:.4g}; "
+            f"the run may diverge",
+            StepSizeWarning,
+            stacklevel=3,
+        )
+
+
+def _pack_rule(rule: Optimizer, eta: float, N: int) -> Rule:
+    """The rule as the numbers the kernels read."""
+    kind, p1, p2, p3 = (0, 0.0, 0.0, 0.0) if isinstance(rule, CustomUpdate) else rule._code()
+    sgd_rule = isinstance(rule, SGD)
+    batch = min(rule.batch_size, N) if sgd_rule else N
+    return Rule(kind, float(eta), p1, p2, p3, int(batch), bool(rule.replace) if sgd_rule else False)
+
+
+def _trace_run(problem, packed, state, schedule, rule, loss_obj, rng):
+    """Advance to each recording time; return the times, weights, status and last step."""
+    fast = loss_obj.kernel_id >= 0 and not isinstance(rule, CustomUpdate)
+    user = rule if isinstance(rule, CustomUpdate) else None
+    ts, ws = [], []
+    t, status = 0, 0
+    for target in schedule:
+        if fast:
+            seed = int(rng.integers(0, 2**31 - 1))
+            t, status = run_steps(problem, packed, state, t, int(target), seed)
+        else:
+            t, status = _python_steps(problem, packed, state, t, int(target), user, loss_obj, rng)
+        if status:
+            break
+        ts.append(t)
+        ws.append(state.w.copy())
+    return ts, ws, status, int(t)
 
 
 def optimize(
@@ -526,88 +485,27 @@ def optimize(
     """
     Z = fold(X, y)
     N, d = Z.shape
-    rule = GD() if rule is None else rule
-    if not isinstance(rule, (GD, Momentum, SGD, NormalizedGD, Adam, CustomUpdate)):
-        raise TypeError(
-            f"rule must be an Optimizer (GD, Momentum, SGD, NormalizedGD, Adam, CustomUpdate), "
-            f"got {type(rule).__name__}"
-        )
+    rule = _check_rule(rule)
     loss_obj = get_loss(loss)
-    try:
-        t_max_f = float(t_max)
-    except (TypeError, ValueError):
-        raise TypeError(f"t_max must be a number, got {t_max!r}") from None
-    if (
-        not math.isfinite(t_max_f)
-        or t_max_f < 1
-        or t_max_f != math.floor(t_max_f)
-        or t_max_f >= 2**62
-    ):
-        raise ValueError(f"t_max must be an integer-valued number in [1, 2**62), got {t_max!r}")
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
-    w = (
-        np.zeros(d)
-        if w0 is None
-        else as_features(np.reshape(np.asarray(w0, dtype=float), (1, -1)), "w0")[0].copy()
-    )
-    if w.shape != (d,):
-        raise ValueError(f"w0 must have shape ({d},) to match X, got {np.shape(w0)}")
+    t_max_f = _check_t_max(t_max)
+    rng = np.random.default_rng(_check_seed(seed))
+    w = _start(w0, d)
     svm = hard_margin_svm(Z) if svm is None else svm
     eta = default_eta(rule, Z)
-    if isinstance(rule, (GD, Momentum, SGD, CustomUpdate)):
-        limit = stability_limit(Z, loss_obj, w)
-        if eta > limit:
-            warnings.warn(
-                f"eta={eta:.4g} exceeds the stability limit 2/(beta sigma_max^2)={limit:.4g}; "
-                f"the run may diverge",
-                StepSizeWarning,
-                stacklevel=2,
-            )
-    code = (0, 0.0, 0.0, 0.0) if isinstance(rule, CustomUpdate) else rule._code()
-    batch = min(rule.batch_size, N) if isinstance(rule, SGD) else N
-    replace = bool(rule.replace) if isinstance(rule, SGD) else False
-    rng = np.random.default_rng(seed)
-    m, v = np.zeros(d), np.zeros(d)
-    perm, pos = rng.permutation(N).astype(np.int64), np.zeros(1, dtype=np.int64)
-    fast = loss_obj.kernel_id >= 0 and not isinstance(rule, CustomUpdate)
+    _warn_step_size(rule, eta, Z, loss_obj, w)
     w_start = w.copy()
-    ZT = np.ascontiguousarray(Z.T)
+    problem = make_problem(Z, max(loss_obj.kernel_id, 0), loss_obj.param)
+    state = State(
+        w,
+        np.zeros(d),
+        np.zeros(d),
+        rng.permutation(N).astype(np.int64),
+        np.zeros(1, dtype=np.int64),
+    )
     schedule = log_schedule(t_max_f, per_decade, start=1)
-    ts, ws = [], []
-    t, status = 0, 0
-    for target in schedule:
-        if fast:
-            t, status = _run_steps(
-                Z,
-                ZT,
-                w,
-                m,
-                v,
-                t,
-                int(target),
-                code[0],
-                eta,
-                code[1],
-                code[2],
-                code[3],
-                loss_obj.kernel_id,
-                loss_obj.param,
-                batch,
-                replace,
-                int(rng.integers(0, 2**31 - 1)),
-                perm,
-                pos,
-            )
-        else:
-            t, status = _python_steps(
-                Z, w, (m, v, perm, pos), t, int(target), rule, code, eta, loss_obj, rng
-            )
-        if status:
-            break
-        ts.append(t)
-        ws.append(w.copy())
-    stopped_at = int(t) if status else None
+    ts, ws, status, t = _trace_run(
+        problem, _pack_rule(rule, eta, N), state, schedule, rule, loss_obj, rng
+    )
     if status:
         warnings.warn(
             f"{rule.name} diverged: non-finite gradient or weights at step {t}",
@@ -616,7 +514,7 @@ def optimize(
         )
         if not ts:
             raise DivergenceError(
-                f"{rule.name} diverged at step {t}, before the first recorded step", int(t)
+                f"{rule.name} diverged at step {t}, before the first recorded step", t
             )
     T = np.asarray(ts, dtype=np.int64)
     W = np.asarray(ws)
@@ -630,9 +528,9 @@ def optimize(
         rule.name,
         loss_obj.name,
         eta,
-        int(T[-1]) if not status else int(t),
+        t if status else int(T[-1]),
         "diverged" if status else "finished",
-        stopped_at,
+        t if status else None,
         svm,
     )
 

@@ -1,0 +1,253 @@
+"""Compiled (numba) steps of the built-in update rules, with packed arguments.
+
+Three small records travel into the kernels instead of a long argument list:
+
+- :class:`Problem`: the data and the loss. The full-batch gradient runs on the *distinct*
+  folded samples with their multiplicities (``sum_n l(z_n . w) = sum_k c_k l(u_k . w)``): a
+  data set that holds a sample and its mirror image with the opposite label (the JMLR
+  Fig. 1 set does) folds to repeated rows, whose loss derivative need not be evaluated twice.
+  Minibatches draw from the rows as given.
+- :class:`Rule`: which update (``kind``: 0 GD/SGD, 1 heavy ball, 2 Nesterov, 3 normalized
+  GD, 4 Adam), its step size and parameters, and the minibatch settings.
+- :class:`State`: what a run carries between recording times (weights, moment buffers, the
+  sampling permutation and its position).
+
+:func:`run_steps` advances a run between two recording times and reports divergence.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+from numba import njit
+
+from separable.losses import neg_dloss
+
+__all__ = ["Problem", "Rule", "State", "make_problem", "run_steps", "apply_update"]
+
+GD_KIND, HEAVY_BALL, NESTEROV, NORMALIZED, ADAM = 0, 1, 2, 3, 4
+
+
+class Problem(NamedTuple):
+    """Folded samples and loss, in the layouts the kernels read.
+
+    Attributes
+    ----------
+    Z : numpy.ndarray, shape (N, d)
+        Folded samples (rows), for minibatches.
+    UT : numpy.ndarray, shape (d, K)
+        The ``K`` distinct rows of ``Z``, transposed and contiguous (full-batch gradient).
+    counts : numpy.ndarray, shape (K,)
+        Multiplicity of each distinct row (as floats).
+    loss_id : int
+        Built-in loss (see :data:`separable.losses.LOSS_IDS`).
+    loss_param : float
+        Its parameter.
+    """
+
+    Z: np.ndarray
+    UT: np.ndarray
+    counts: np.ndarray
+    loss_id: int
+    loss_param: float
+
+
+class Rule(NamedTuple):
+    """An update rule as numbers: ``kind``, ``eta``, ``p1..p3`` and the minibatch settings."""
+
+    kind: int
+    eta: float
+    p1: float
+    p2: float
+    p3: float
+    batch: int
+    replace: bool
+
+
+class State(NamedTuple):
+    """Mutable arrays carried across calls: weights, moments, permutation and its position."""
+
+    w: np.ndarray
+    m: np.ndarray
+    v: np.ndarray
+    perm: np.ndarray
+    pos: np.ndarray
+
+
+def make_problem(Z: np.ndarray, loss_id: int, loss_param: float) -> Problem:
+    """Pack folded samples ``Z`` (N, d) and a built-in loss for the kernels."""
+    unique, counts = np.unique(Z, axis=0, return_counts=True)
+    return Problem(
+        np.ascontiguousarray(Z, dtype=np.float64),
+        np.ascontiguousarray(unique.T, dtype=np.float64),
+        counts.astype(np.float64),
+        int(loss_id),
+        float(loss_param),
+    )
+
+
+@njit(inline="always")
+def apply_update(rule, w, g, m, v, t):
+    """One step of ``rule`` at step ``t`` (0-based) with gradient ``g``, in place."""
+    d = w.size
+    eta, p1 = rule.eta, rule.p1
+    if rule.kind == GD_KIND:
+        for j in range(d):
+            w[j] -= eta * g[j]
+    elif rule.kind == HEAVY_BALL:
+        for j in range(d):
+            m[j] = p1 * m[j] - eta * g[j]
+            w[j] += m[j]
+    elif rule.kind == NESTEROV:
+        for j in range(d):
+            mo = m[j]
+            m[j] = p1 * mo - eta * g[j]
+            w[j] += p1 * p1 * mo - (1.0 + p1) * eta * g[j]
+    elif rule.kind == NORMALIZED:
+        s = 0.0
+        for j in range(d):
+            s += g[j] * g[j]
+        if s > 0.0:
+            s = eta / np.sqrt(s)
+            for j in range(d):
+                w[j] -= s * g[j]
+    else:
+        p2, p3 = rule.p2, rule.p3
+        c1 = 1.0 - p1 ** (t + 1.0)
+        c2 = 1.0 - p2 ** (t + 1.0)
+        for j in range(d):
+            m[j] = p1 * m[j] + (1.0 - p1) * g[j]
+            v[j] = p2 * v[j] + (1.0 - p2) * g[j] * g[j]
+            w[j] -= eta * (m[j] / c1) / (np.sqrt(v[j] / c2) + p3)
+
+
+@njit(inline="always")
+def _batch_gradient(Z, loss_id, loss_param, w, g, idx, nb):
+    """``g = grad sum_{k < nb} l(z_idx[k] . w)`` over rows of ``Z``."""
+    d = w.size
+    for j in range(d):
+        g[j] = 0.0
+    for k in range(nb):
+        i = idx[k]
+        u = 0.0
+        for j in range(d):
+            u += Z[i, j] * w[j]
+        c = neg_dloss(u, loss_id, loss_param)
+        for j in range(d):
+            g[j] -= c * Z[i, j]
+
+
+@njit(inline="always")
+def _draw_batch(rule, perm, pos, idx, N):
+    """Fill ``idx`` with the next minibatch; return its size."""
+    if rule.replace:
+        for i in range(rule.batch):
+            idx[i] = np.random.randint(0, N)
+        return rule.batch
+    if pos[0] >= N:
+        np.random.shuffle(perm)
+        pos[0] = 0
+    nb = min(rule.batch, N - pos[0])
+    for i in range(nb):
+        idx[i] = perm[pos[0] + i]
+    pos[0] += nb
+    return nb
+
+
+@njit(inline="always")
+def _finite(a):
+    """Whether ``sum a`` is finite (every entry is)."""
+    s = 0.0
+    for j in range(a.size):
+        s += a[j]
+    return np.isfinite(s)
+
+
+@njit(inline="always")
+def _finite_norm(a):
+    """Whether ``sum a^2`` is finite (also catches a norm that overflows)."""
+    s = 0.0
+    for j in range(a.size):
+        s += a[j] * a[j]
+    return np.isfinite(s)
+
+
+@njit(cache=True)
+def _full_batch_steps(problem, rule, state, t0, t1):
+    """``run_steps`` for full-batch rules: the hot loop of GD, written out in one body.
+
+    The gradient ``-sum_k c_k (-l'(u_k . w)) u_k`` over the distinct rows is inlined here
+    (a helper taking arrays would pay reference counting on every step), and plain GD
+    updates in place without dispatch.
+    """
+    UT, c, loss_id, loss_param = problem.UT, problem.counts, problem.loss_id, problem.loss_param
+    w, m, v = state.w, state.m, state.v
+    plain, eta = rule.kind == GD_KIND, rule.eta
+    d, K = UT.shape
+    u = np.empty(K)
+    g = np.empty(d)
+    for t in range(t0, t1):
+        for i in range(K):
+            u[i] = 0.0
+        for j in range(d):
+            wj = w[j]
+            for i in range(K):
+                u[i] += UT[j, i] * wj
+        if loss_id == 0:  # the logistic without dispatch (exp overflow gives the limit 0)
+            for i in range(K):
+                u[i] = c[i] / (1.0 + np.exp(u[i]))
+        else:
+            for i in range(K):
+                u[i] = c[i] * neg_dloss(u[i], loss_id, loss_param)
+        s = 0.0
+        for j in range(d):
+            acc = 0.0
+            for i in range(K):
+                acc += UT[j, i] * u[i]
+            g[j] = -acc
+            s += acc
+        if not np.isfinite(s):
+            return t, 1
+        if plain:
+            for j in range(d):
+                w[j] -= eta * g[j]
+        else:
+            apply_update(rule, w, g, m, v, t)
+        if not _finite_norm(w):
+            return t, 1
+    return t1, 0
+
+
+@njit(cache=True)
+def _minibatch_steps(problem, rule, state, t0, t1, seed):
+    """``run_steps`` for SGD: a minibatch drawn with numba's generator seeded by ``seed``."""
+    Z, loss_id, loss_param = problem.Z, problem.loss_id, problem.loss_param
+    w, m, v, perm, pos = state
+    N = Z.shape[0]
+    g = np.empty(w.size)
+    idx = np.arange(N)
+    np.random.seed(seed)
+    for t in range(t0, t1):
+        nb = _draw_batch(rule, perm, pos, idx, N)
+        _batch_gradient(Z, loss_id, loss_param, w, g, idx, nb)
+        if not _finite(g):
+            return t, 1
+        apply_update(rule, w, g, m, v, t)
+        if not _finite_norm(w):
+            return t, 1
+    return t1, 0
+
+
+def run_steps(
+    problem: Problem, rule: Rule, state: State, t0: int, t1: int, seed: int
+) -> tuple[int, int]:
+    """Run steps ``t0 .. t1-1`` in place; return ``(steps reached, status)`` (1 = diverged).
+
+    ``seed`` seeds the minibatch sampler (unused for full-batch rules). A non-finite
+    gradient stops before the update (the weights stay finite); non-finite weights stop
+    after it.
+    """
+    if rule.batch < problem.Z.shape[0]:
+        return _minibatch_steps(problem, rule, state, t0, t1, seed)
+    return _full_batch_steps(problem, rule, state, t0, t1)
