@@ -22,10 +22,10 @@ def bn(c):
     return 2 * c
 
 
-def f1_count(width=512, depth=5, d_in=784, classes=10):
+def f1_count(width=512, depth=5, d_in=784, classes=10, batch_norm=True):
     total, fan_in = 0, d_in
     for _ in range(depth):
-        total += linear(fan_in, width) + bn(width)
+        total += linear(fan_in, width) + (bn(width) if batch_norm else 0)
         fan_in = width
     return total + linear(fan_in, classes)
 
@@ -105,6 +105,7 @@ EXPECTED = {
     "alexnet": alexnet_count(1000),
     "f1_small": f1_count(128, 2),
     "mlp1d": f1_count(256, 3, 40),
+    "mlp1d_nobn": f1_count(256, 3, 40, batch_norm=False),
     "mlp_digits": f1_count(128, 2, 64),
 }
 
@@ -115,11 +116,27 @@ def test_parameter_count_matches_hand_count(name):
     assert sum(p.numel() for p in model.parameters()) == EXPECTED[name]
 
 
-def test_known_published_sizes():
-    # ResNet44 for CIFAR-10 has 0.66M parameters (He et al. 2016, Table 6)
-    assert round(EXPECTED["resnet44"] / 1e6, 2) == 0.66
-    # C3 differs from C1 only in the 100-way classifier
-    assert EXPECTED["c3"] - EXPECTED["c1"] == 90 * 193
+def _count(name: str) -> int:
+    return sum(p.numel() for p in built(name).parameters())
+
+
+def test_built_models_have_the_published_sizes():
+    """Sizes counted on the built networks, checked against the papers' tables (not against
+    constants computed here): ResNet44 for CIFAR-10 has 0.66M parameters (He et al. 2016,
+    Table 6), WRN-16-4 2.7M (Zagoruyko & Komodakis 2016, Table 4). Catches a wrong stage
+    width or depth (ResNet44 with 16/32/128 channels has 1.8M; with n=5 blocks, 0.47M)."""
+    assert round(_count("resnet44") / 1e6, 2) == 0.66
+    assert round(_count("wresnet16_4") / 1e6, 1) == 2.7
+
+
+def test_c3_differs_from_c1_only_in_the_classifier():
+    """192 -> 100 instead of 192 -> 10: 90 more rows of 192 weights and a bias each.
+    Catches a C3 that changes anything else (a wider FC, a bias-free classifier)."""
+    assert _count("c3") - _count("c1") == 90 * 193
+    c1, c3 = built("c1"), built("c3")
+    shapes1 = [p.shape for p in c1.parameters()]
+    shapes3 = [p.shape for p in c3.parameters()]
+    assert shapes1[:-2] == shapes3[:-2]
 
 
 @pytest.mark.parametrize("name", sorted(MODELS))

@@ -95,9 +95,24 @@ def test_adapted_update_count_equals_small_batch_count(n, base, k, epochs, frac)
 def test_schedule_is_piecewise_constant_per_step():
     s = Schedule(1.0, boundaries=(10, 20), factors=(0.1, 0.5))
     assert [s(k) for k in (0, 9, 10, 19, 20, 10**6)] == pytest.approx([1, 1, 0.1, 0.1, 0.05, 0.05])
-    assert s(15) == s(15)  # pure: no hidden state
     # C1's regime goes up first: factors above 1 are allowed
     assert Schedule(1e-3, (5,), (10.0,))(5) == pytest.approx(1e-2)
+
+
+@given(st.lists(st.integers(0, 40), min_size=1, max_size=30))
+def test_schedule_is_a_pure_function_of_the_step(steps):
+    """Called in any order, any number of times, the rate of step k is the fresh schedule's:
+    no hidden state. Catches a schedule that multiplies its rate in place at each boundary
+    it is asked about (the authors' regime replay), or caches the last step."""
+    s = Schedule(1.0, boundaries=(10, 20), factors=(0.1, 0.5), warmup_steps=5, warmup_start=0.2)
+    seen = [s(k) for k in steps]
+    fresh = [Schedule(1.0, (10, 20), (0.1, 0.5), 5, 0.2)(k) for k in steps]
+    assert seen == fresh
+    expected = [
+        (0.2 + 0.8 * k / 5 if k < 5 else 1.0) * (0.1 if k >= 10 else 1) * (0.5 if k >= 20 else 1)
+        for k in steps
+    ]
+    assert seen == pytest.approx(expected, rel=1e-12)
 
 
 def test_warmup_reaches_target_at_stated_step():
