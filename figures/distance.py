@@ -109,6 +109,9 @@ def draw(result: DistanceResult):
         if bf.fit is not None:
             best = bf.fit.best
             fits[f"B{b}.best"] = best
+            growth[f"B{b}.best"] = best
+            if "log" in bf.fit.fits:
+                growth[f"B{b}.log"] = bf.fit.fits["log"]
             growth[f"B{b}.laws"] = bf.fit
             dl = bf.fit.delta("log") if "log" in bf.fit.fits else float("nan")
             style.plot_fit(

@@ -140,15 +140,16 @@ def test_soudry_fig1_loss_prediction_is_norm_squared_over_eta_t(built):
 def test_distance_log_fits_match_an_independent_least_squares(built):
     _, _, results = built
     res = results["distance"]
-    arrays, _ = load_data(res.data_file)
-    assert res.fits
-    for key, fit in res.fits.items():
+    arrays, stored = load_data(res.data_file)
+    log_fits = {k: f for k, f in stored.items() if k.endswith(".log")}
+    assert log_fits and {k.split(".")[0] for k in res.fits} == {k.split(".")[0] for k in log_fits}
+    for key, fit in log_fits.items():
         b = key.split(".")[0]
         t, d = arrays[f"{b}.t"].astype(float), arrays[f"{b}.distance"]
-        keep = (t >= fit.t_range[0]) & (t <= fit.t_range[1])
+        keep = (t >= fit["t_range"][0]) & (t <= fit["t_range"][1])
         slope, intercept = np.polyfit(np.log(t[keep]), d[keep], 1)
-        assert fit.params["b"] == pytest.approx(slope, rel=1e-8)
-        assert fit.params["a"] == pytest.approx(intercept, rel=1e-8, abs=1e-10)
+        assert fit["params"]["b"] == pytest.approx(slope, rel=1e-8)
+        assert fit["params"]["a"] == pytest.approx(intercept, rel=1e-8, abs=1e-10)
 
 
 def test_table_bars_are_the_mean_accuracy_of_the_runs(built):
