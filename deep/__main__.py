@@ -16,6 +16,7 @@ import sys
 SUBCOMMAND_MODULES = (
     "deep.table",
     "deep.distance",
+    "deep.lawmap",
     "deep.gamma",
     "deep.sharpness",
     "deep.noise",

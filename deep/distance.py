@@ -32,7 +32,6 @@ import json
 import math
 import os
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -43,6 +42,7 @@ from diffusion.metrics import GrowthFit, Trace, fit_growth
 from diffusion.records import Run, load_run, run_dir, save_run
 
 from .checks import Check, adapted_agree, log_law, slope_decreases
+from .sweep import train_many
 
 __all__ = [
     "DistanceConfig",
@@ -476,7 +476,13 @@ def run_distance(
     _check_int("n_jobs", n_jobs, 1)
     runs = Path(runs)
     equal_cfg, adapted_cfg = config.train_configs()
-    trained = _train_all(equal_cfg + adapted_cfg, runs, n_jobs, runtime, progress)
+    trained = train_many(
+        equal_cfg + adapted_cfg,
+        runs,
+        runtime=runtime,
+        n_jobs=n_jobs,
+        label="distance" if progress else None,
+    )
     n = len(equal_cfg)
     equal = {
         b: _batch_fit(b, run, config.t_min)
@@ -506,51 +512,6 @@ def _finished(path: Path) -> bool:
     except FileNotFoundError:
         return False
     return True
-
-
-def _train_one(config: Any, runs: str, threads: int, runtime: Any) -> Run:
-    import torch
-
-    from .train import train
-
-    if threads > 0:
-        torch.set_num_threads(threads)
-    return train(config, runs, runtime=runtime)
-
-
-def _train_all(configs: list, runs: Path, n_jobs: int, runtime: Any, progress: bool) -> list:
-    from .train import Runtime
-
-    runtime = runtime or Runtime(progress=False)
-    runs.mkdir(parents=True, exist_ok=True)
-    total, start = len(configs), time.perf_counter()
-
-    def report(done: int, run: Run) -> None:
-        if progress:
-            elapsed = time.perf_counter() - start
-            left = elapsed / done * (total - done)
-            print(
-                f"[distance] {done}/{total} runs done ({elapsed:.0f} s, about {left:.0f} s "
-                f"left); last: B={run.config['batch_size']}",
-                file=sys.stderr,
-                flush=True,
-            )
-
-    out: list[Run] = []
-    if n_jobs == 1:
-        for c in configs:
-            out.append(_train_one(c, str(runs), 0, runtime))
-            report(len(out), out[-1])
-        return out
-    from joblib import Parallel, delayed
-
-    threads = max(1, (os.cpu_count() or 1) // n_jobs)
-    for run in Parallel(n_jobs=n_jobs, return_as="generator")(
-        delayed(_train_one)(c, str(runs), threads, runtime) for c in configs
-    ):
-        out.append(run)
-        report(len(out), run)
-    return out
 
 
 # ----------------------------------------------------------------------------- CLI

@@ -46,6 +46,7 @@ FIGURES: dict[str, str] = {
     "soudry_fig1": "figures.soudry_fig1",
     "soudry_adam": "figures.soudry_adam",
     "distance": "figures.distance",
+    "lawmap": "figures.lawmap",
     "table": "figures.table",
     "overlay": "figures.overlay",
 }

@@ -1,0 +1,453 @@
+"""Where does ``||w_t - w_0||`` grow like ``log t``? A map over the settings that decide it.
+
+The seed reports ``||w_t - w_0|| ~ log t`` in the initial phase of training. A CPU miniature
+shows other laws: a power law ``t^nu`` while the network is far from fitting its training
+set (diffusive motion), and a distance that levels off once it is fit. :func:`run_lawmap`
+trains one small network per cell of a grid -- data size relative to the number of steps
+(the epochs those steps make), learning rate, weight decay, and batch norm on or off -- at
+constant learning rate for the same number of steps, fits every trace with the shared ruler
+(:func:`diffusion.metrics.fit_growth`) over ``t >= t_min`` and records, per cell, the law BIC
+selects, ``dBIC`` of the log law, the fitted exponents and the ``log_law`` check of
+:mod:`deep.checks`. The map is a run folder of its own (``lawmap-<hash>``) whose summary holds
+every cell; the training runs are ordinary trainer runs, reused when they exist.
+
+The network is the MNIST-1D MLP (``mlp1d``, 40-256x3-10, batch norm; ``mlp1d_nobn``
+without) on MNIST-1D generated at 5k, 20k or 80k sequences: a few seconds per cell.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from diffusion.metrics import Trace, fit_growth
+from diffusion.records import Run, load_run, run_dir, save_run
+
+from .checks import Check, log_law
+from .sweep import train_many
+
+__all__ = ["LawMapConfig", "LawMapCell", "LawMapResult", "run_lawmap", "add_parser"]
+
+_TRAIN_FRACTION = 0.8
+"""Share of a built-in dataset in its training split (the split is 80/20)."""
+
+
+@dataclass(frozen=True)
+class LawMapConfig:
+    """A grid of short constant-learning-rate runs (its hash names the map's folder).
+
+    Parameters
+    ----------
+    datasets : tuple of str
+        Built-in MNIST-1D sizes (``mnist1d``, ``mnist1d-20k``, ``mnist1d-80k``): with the
+        same number of steps, a larger set means fewer epochs.
+    lrs : tuple of float
+        Learning rates.
+    weight_decays : tuple of float
+        Weight decays.
+    batch_norm : tuple of bool
+        Batch norm on (``mlp1d``) and/or off (``mlp1d_nobn``).
+    batch_size : int
+        Batch size of every run.
+    steps : int
+        SGD steps of every run (constant learning rate: the initial phase).
+    momentum : float
+        SGD momentum.
+    grad_clip : float or None
+        Gradient-norm clipping.
+    t_min : int
+        First step of the fitted window.
+    seed : int
+        Seed of every run.
+    trace_per_decade : int
+        Recording points per decade of steps.
+    """
+
+    KIND: ClassVar[str] = "lawmap"
+
+    datasets: tuple[str, ...] = ("mnist1d", "mnist1d-20k", "mnist1d-80k")
+    lrs: tuple[float, ...] = (0.02, 0.1)
+    weight_decays: tuple[float, ...] = (0.0, 5e-4)
+    batch_norm: tuple[bool, ...] = (True, False)
+    batch_size: int = 32
+    steps: int = 4000
+    momentum: float = 0.9
+    grad_clip: float | None = 5.0
+    t_min: int = 10
+    seed: int = 0
+    trace_per_decade: int = 20
+
+    def __post_init__(self) -> None:
+        from .data import MNIST1D_SIZES
+
+        for name in ("datasets", "lrs", "weight_decays", "batch_norm"):
+            value = getattr(self, name)
+            if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
+                raise TypeError(f"{name} must be a sequence, got {value!r}")
+            value = tuple(value)
+            if not value or len(set(value)) != len(value):
+                raise ValueError(f"{name} must be non-empty and without repeats, got {value!r}")
+            object.__setattr__(self, name, value)
+        bad = [d for d in self.datasets if d not in MNIST1D_SIZES]
+        if bad:
+            raise ValueError(f"datasets must be drawn from {list(MNIST1D_SIZES)}, got {bad}")
+        if not all(isinstance(b, (bool, np.bool_)) for b in self.batch_norm):
+            raise TypeError(f"batch_norm must hold bools, got {self.batch_norm!r}")
+        object.__setattr__(self, "batch_norm", tuple(bool(b) for b in self.batch_norm))
+        object.__setattr__(self, "lrs", tuple(float(x) for x in self.lrs))
+        object.__setattr__(self, "weight_decays", tuple(float(x) for x in self.weight_decays))
+        for name, low in (("steps", 10), ("t_min", 1), ("batch_size", 1)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+                raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+        if self.t_min >= self.steps:
+            raise ValueError(f"t_min ({self.t_min}) must be below steps ({self.steps})")
+        self.train_configs()  # validates lr, weight decay... with the trainer's messages
+
+    def cells(self) -> list[tuple[bool, float, str, float]]:
+        """``(batch_norm, weight_decay, dataset, lr)`` of every cell, in a fixed order."""
+        return [
+            (bn, wd, data, lr)
+            for bn in self.batch_norm
+            for wd in self.weight_decays
+            for data in self.datasets
+            for lr in self.lrs
+        ]
+
+    def epochs(self, dataset: str) -> float:
+        """Epochs that ``steps`` batches make on ``dataset``'s training split."""
+        from .data import MNIST1D_SIZES
+
+        return self.steps * self.batch_size / (_TRAIN_FRACTION * MNIST1D_SIZES[dataset])
+
+    def train_configs(self) -> list[Any]:
+        """The ``deep.train.TrainConfig`` of every cell, in the order of :meth:`cells`."""
+        from .train import TrainConfig
+
+        return [
+            TrainConfig(
+                model="mlp1d" if bn else "mlp1d_nobn",
+                data=data,
+                batch_size=self.batch_size,
+                base_batch_size=self.batch_size,
+                epochs=self.epochs(data),
+                max_steps=self.steps,
+                lr=lr,
+                momentum=self.momentum,
+                weight_decay=wd,
+                grad_clip=self.grad_clip,
+                seed=self.seed,
+                trace_per_decade=self.trace_per_decade,
+                eval_every=None,
+                milestones=(),
+            )
+            for bn, wd, data, lr in self.cells()
+        ]
+
+
+@dataclass(frozen=True)
+class LawMapCell:
+    """One cell of the map: its settings, its trace and what the ruler says of it.
+
+    Attributes
+    ----------
+    batch_norm : bool
+    weight_decay, lr : float
+    dataset : str
+    epochs : float
+        Epochs made by the run's steps (data size relative to steps).
+    trace : Trace
+        ``||w_t - w_0||`` against the step.
+    best : str
+        The law BIC selects (``"(no fit)"`` when none could be fitted).
+    delta_bic_log : float
+        BIC of the log law minus the best law's (0 when log is selected).
+    nu : float
+        Exponent of ``a + b t^nu`` (NaN without that fit).
+    k : float
+        Exponent of ``a + b (log t)^k`` (NaN without that fit or at its bound).
+    log_law : Check
+        The ``log_law`` check.
+    train_acc, val_acc : float
+        Final accuracies (fractions).
+    run : str
+        The training run's folder.
+    """
+
+    batch_norm: bool
+    weight_decay: float
+    dataset: str
+    lr: float
+    epochs: float
+    trace: Trace
+    best: str
+    delta_bic_log: float
+    nu: float
+    k: float
+    log_law: Check
+    train_acc: float
+    val_acc: float
+    run: str
+
+    def as_dict(self) -> dict:
+        """JSON-able view (without the trace)."""
+        return {
+            "batch_norm": self.batch_norm,
+            "weight_decay": self.weight_decay,
+            "dataset": self.dataset,
+            "lr": self.lr,
+            "epochs": self.epochs,
+            "best": self.best,
+            "delta_bic_log": _finite(self.delta_bic_log),
+            "nu": _finite(self.nu),
+            "k": _finite(self.k),
+            "log_law": self.log_law.as_dict(),
+            "train_acc": _finite(self.train_acc),
+            "val_acc": _finite(self.val_acc),
+            "run": self.run,
+        }
+
+
+def _finite(x: float) -> float | None:
+    return float(x) if x is not None and math.isfinite(x) else None
+
+
+@dataclass(frozen=True)
+class LawMapResult:
+    """Result of :func:`run_lawmap`.
+
+    Attributes
+    ----------
+    config : LawMapConfig
+    cells : tuple of LawMapCell
+        In the order of :meth:`LawMapConfig.cells`.
+    path : str
+        The map's run folder.
+    """
+
+    config: LawMapConfig
+    cells: tuple[LawMapCell, ...]
+    path: str = ""
+
+    @property
+    def log_cells(self) -> tuple[LawMapCell, ...]:
+        """The cells where the log law holds (``log_law`` passed)."""
+        return tuple(c for c in self.cells if c.log_law.passed)
+
+    def table(self) -> str:
+        """One line per cell."""
+        lines = [
+            f"{self.config.steps} steps at B={self.config.batch_size}, fit t >= "
+            f"{self.config.t_min}; log holds where dBIC(log) <= 2 or |k - 1| <= 0.25",
+            f"{'BN':>3} {'wd':>7} {'dataset':>12} {'epochs':>7} {'lr':>6} {'best law':>13} "
+            f"{'dBIC(log)':>9} {'nu':>7} {'k':>6} {'train':>6} {'val':>6}  log?",
+        ]
+        for c in self.cells:
+            verdict = {True: "yes", False: "no", None: "n/j"}[c.log_law.passed]
+            lines.append(
+                f"{'on' if c.batch_norm else 'off':>3} {c.weight_decay:>7.0e} {c.dataset:>12} "
+                f"{c.epochs:>7.1f} {c.lr:>6.3g} {c.best:>13} {c.delta_bic_log:>9.1f} "
+                f"{c.nu:>7.3f} {c.k:>6.2f} {c.train_acc:>6.3f} {c.val_acc:>6.3f}  {verdict}"
+            )
+        lines.append(f"log law holds in {len(self.log_cells)} of {len(self.cells)} cells")
+        return "\n".join(lines)
+
+    def records(self) -> dict[str, np.ndarray]:
+        """Every trace as arrays ``cell<i>.t`` / ``cell<i>.distance``."""
+        out: dict[str, np.ndarray] = {}
+        for i, c in enumerate(self.cells):
+            out[f"cell{i}.t"], out[f"cell{i}.distance"] = c.trace.t, c.trace.distance
+        return out
+
+    def as_dict(self) -> dict:
+        """JSON-able view (the map's ``summary.json``)."""
+        return {
+            "cells": [c.as_dict() for c in self.cells],
+            "log_cells": len(self.log_cells),
+            "n_cells": len(self.cells),
+        }
+
+
+def _cell(settings: tuple, epochs: float, run: Run, t_min: int) -> LawMapCell:
+    bn, wd, data, lr = settings
+    tr = run.trace("")
+    trace = Trace(tr.t, tr.distance)
+    s = run.summary
+    acc = (float(s.get("final_train_acc") or math.nan), float(s.get("final_val_acc") or math.nan))
+    if not np.all(np.isfinite(trace.distance)):
+        reason = "the run diverged (non-finite distance)"
+        check = Check("log_law", None, "", {}, reason=reason)
+        return LawMapCell(bn, wd, data, lr, epochs, trace, "(no fit)", *(math.nan,) * 3, check,
+                          *acc, str(run.path))  # fmt: skip
+    fit = fit_growth(trace, t_min=t_min)
+    nu = fit.fits["power_offset"].params["nu"] if "power_offset" in fit.fits else math.nan
+    poly = fit.fits.get("polylog")
+    k = poly.params["k"] if poly is not None and not poly.at_bound else math.nan
+    return LawMapCell(
+        bn,
+        wd,
+        data,
+        lr,
+        epochs,
+        trace,
+        fit.best.law,
+        float(fit.delta("log")),
+        float(nu),
+        float(k),
+        log_law(fit),
+        *acc,
+        str(run.path),
+    )
+
+
+def run_lawmap(
+    config: LawMapConfig | None = None,
+    runs: str | os.PathLike = "runs",
+    *,
+    runtime: Any = None,
+    force: bool = False,
+    n_jobs: int = 1,
+    progress: bool = False,
+) -> LawMapResult:
+    """Train (or reuse) every cell of the map and fit its trace.
+
+    Parameters
+    ----------
+    config : LawMapConfig, optional
+        The grid (defaults: 2 x 2 x 3 x 2 = 24 cells of 4000 steps).
+    runs : path
+        Folder of the run folders (training runs and the map's own).
+    runtime : deep.train.Runtime, optional
+        Device and threads of the training runs.
+    force : bool
+        Rewrite the map's folder (training runs are still reused).
+    n_jobs : int
+        Runs trained at once (joblib processes).
+    progress : bool
+        One line per finished run on stderr.
+
+    Returns
+    -------
+    LawMapResult
+    """
+    config = LawMapConfig() if config is None else config
+    if not isinstance(config, LawMapConfig):
+        raise TypeError(f"config must be a LawMapConfig, got {type(config).__name__}")
+    if isinstance(n_jobs, bool) or not isinstance(n_jobs, int) or n_jobs < 1:
+        raise ValueError(f"n_jobs must be a positive integer, got {n_jobs!r}")
+    runs = Path(runs)
+    label = "lawmap" if progress else None
+    trained = train_many(config.train_configs(), runs, runtime=runtime, n_jobs=n_jobs, label=label)
+    cells = tuple(
+        _cell(settings, config.epochs(settings[2]), run, config.t_min)
+        for settings, run in zip(config.cells(), trained, strict=True)
+    )
+    result = LawMapResult(config, cells)
+    path = run_dir(runs, config)
+    try:
+        finished = not force and load_run(path) is not None
+    except FileNotFoundError:
+        finished = False
+    if not finished and int(os.environ.get("RANK", "0")) == 0:
+        save_run(runs, config, result.records(), result.as_dict())
+    return LawMapResult(config, cells, str(path))
+
+
+# ----------------------------------------------------------------------------- CLI
+def _floats(text: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(s) for s in text.split(",") if s.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated numbers, got {text!r}"
+        ) from None
+
+
+def _names(text: str) -> tuple[str, ...]:
+    return tuple(s.strip() for s in text.split(",") if s.strip())
+
+
+def _bn(text: str) -> tuple[bool, ...]:
+    table = {"on": (True,), "off": (False,), "both": (True, False)}
+    if text not in table:
+        raise argparse.ArgumentTypeError(f"expected on, off or both, got {text!r}")
+    return table[text]
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Register ``python -m deep lawmap``."""
+    d = LawMapConfig()
+    p = subparsers.add_parser(
+        "lawmap",
+        help="where ||w_t - w_0|| grows like log t: best law over data size, lr, wd and BN",
+        description=__doc__.split("\n\n")[0],
+    )
+    p.add_argument(
+        "--datasets",
+        type=_names,
+        default=None,
+        help=f"comma-separated MNIST-1D sizes (default: {','.join(d.datasets)})",
+    )
+    p.add_argument(
+        "--lrs",
+        type=_floats,
+        default=None,
+        help=f"comma-separated learning rates (default: {d.lrs})",
+    )
+    p.add_argument(
+        "--weight-decays",
+        type=_floats,
+        default=None,
+        help=f"comma-separated weight decays (default: {d.weight_decays})",
+    )
+    p.add_argument("--batch-norm", type=_bn, default=None, help="on, off or both (default: both)")
+    p.add_argument("--batch-size", type=int, default=None, help=f"(default: {d.batch_size})")
+    p.add_argument(
+        "--steps", type=int, default=None, help=f"SGD steps of every run (default: {d.steps})"
+    )
+    p.add_argument(
+        "--t-min",
+        type=int,
+        default=None,
+        help=f"first step of the fitted window (default: {d.t_min})",
+    )
+    p.add_argument("--seed", type=int, default=None, help=f"seed of every run (default: {d.seed})")
+    p.add_argument("--runs", default="runs", help="folder of run folders (default: runs)")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    p.add_argument("--jobs", type=int, default=1, help="runs trained at once (processes)")
+    p.add_argument("--json", action="store_true", help="print the map's summary as JSON")
+    p.set_defaults(func=_main)  # fmt: skip
+    return p
+
+
+def _main(args: argparse.Namespace) -> int:
+    from .train import Runtime
+
+    names = ("datasets", "lrs", "weight_decays", "batch_norm", "batch_size", "steps", "t_min",
+             "seed")  # fmt: skip
+    kw = {n: getattr(args, n) for n in names if getattr(args, n) is not None}
+    try:
+        config = LawMapConfig(**kw)
+        if args.jobs < 1:
+            raise ValueError(f"--jobs must be a positive integer, got {args.jobs}")
+    except (TypeError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    start = time.perf_counter()
+    runtime = Runtime(device=args.device, progress=False)
+    result = run_lawmap(config, args.runs, runtime=runtime, n_jobs=args.jobs, progress=True)
+    if args.json:
+        print(json.dumps(result.as_dict(), indent=1))
+    else:
+        print(result.table())
+        print(f"map folder: {result.path} ({time.perf_counter() - start:.0f} s)")
+    return 0
