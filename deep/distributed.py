@@ -24,7 +24,6 @@ from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
-import torch.distributed.nn.functional as dist_fn
 import torch.nn.functional as F
 from torch import nn
 
@@ -122,6 +121,26 @@ def average_running_stats(model: nn.Module, info: DistInfo) -> None:
         b.div_(info.world_size)
 
 
+class _AllReduceSum(torch.autograd.Function):
+    """Sum over replicas whose gradient is the sum of the replicas' gradients."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
+        out = x.clone()
+        dist.all_reduce(out)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        grad = grad.clone()
+        dist.all_reduce(grad)
+        return grad
+
+
+def _all_reduce_sum(x: torch.Tensor) -> torch.Tensor:
+    return _AllReduceSum.apply(x)
+
+
 class CpuSyncBatchNorm(nn.modules.batchnorm._BatchNorm):
     """Batch norm over the global batch of all replicas, for CPU process groups (gloo).
 
@@ -153,11 +172,11 @@ class CpuSyncBatchNorm(nn.modules.batchnorm._BatchNorm):
         count = torch.tensor(
             float(input.numel() // input.shape[1]), dtype=input.dtype, device=input.device
         )
-        count = dist_fn.all_reduce(count)
-        mean = dist_fn.all_reduce(input.sum(dims)) / count
+        count = _all_reduce_sum(count)
+        mean = _all_reduce_sum(input.sum(dims)) / count
         shape = [1, -1] + [1] * (input.dim() - 2)
         centred = input - mean.reshape(shape)
-        var = dist_fn.all_reduce((centred * centred).sum(dims)) / count
+        var = _all_reduce_sum((centred * centred).sum(dims)) / count
         out = centred * torch.rsqrt(var + self.eps).reshape(shape)
         if self.affine:
             out = out * self.weight.reshape(shape) + self.bias.reshape(shape)
