@@ -22,6 +22,7 @@ import numpy as np
 
 from deep.distance import DistanceConfig, DistanceResult, run_distance
 from diffusion.metrics import LawFit
+from diffusion.records import atomic_write_json
 from figures import style
 from figures.output import save_data, save_figure
 from figures.registry import FigureResult, check_profile, heartbeat, progress
@@ -169,7 +170,9 @@ def build(profile: str, runs: Path, out: Path) -> FigureResult:
     result = compute(profile, Path(runs))
     progress(f"{NAME}: drawing")
     fig, arrays, fits, growth = draw(result)
-    paths = save_figure(fig, out, NAME)
+    paths = save_figure(fig, out, NAME) + (
+        atomic_write_json(Path(out) / f"{NAME}.json", result.as_dict()),
+    )
     data = save_data(out, NAME, arrays, growth)
     used = (
         tuple(Path(f.run) for f in result.equal_epochs.values())

@@ -19,6 +19,7 @@ from matplotlib.colors import LogNorm
 from matplotlib.patches import Rectangle
 
 from deep.lawmap import LawMapConfig, LawMapResult, run_lawmap
+from diffusion.records import atomic_write_json
 from figures import style
 from figures.output import save_data, save_figure
 from figures.registry import FigureResult, check_profile, heartbeat, progress
@@ -119,7 +120,9 @@ def build(profile: str, runs: Path, out: Path) -> FigureResult:
     result = compute(profile, Path(runs))
     progress(f"{NAME}: drawing")
     fig, arrays = draw(result)
-    paths = save_figure(fig, out, NAME)
+    paths = save_figure(fig, out, NAME) + (
+        atomic_write_json(Path(out) / f"{NAME}.json", result.as_dict()),
+    )
     for i, cell in enumerate(result.cells):
         arrays[f"cell{i}.t"], arrays[f"cell{i}.distance"] = cell.trace.t, cell.trace.distance
     data = save_data(out, NAME, arrays)

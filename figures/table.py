@@ -17,7 +17,7 @@ import numpy as np
 
 from deep.profiles import REGIMES, get_profile
 from deep.table import TableResult, format_markdown, run_table
-from diffusion.records import atomic_write_bytes
+from diffusion.records import atomic_write_bytes, atomic_write_json
 from figures import style
 from figures.output import save_data, save_figure
 from figures.registry import FigureResult, check_profile, heartbeat, progress
@@ -183,9 +183,10 @@ def build(profile: str, runs: Path, out: Path) -> FigureResult:
     progress("table: drawing")
     paths = save_figure(draw(result), out, NAME)
     md = atomic_write_bytes(out / f"{NAME}.md", format_markdown(result).encode())
+    summary = atomic_write_json(out / f"{NAME}.json", result.as_dict())
     data = save_data(out, NAME, _arrays(result))
     run_paths = tuple(Path(p) for row in result.rows for c in row.cells.values() for p in c.runs)
     caption = (
         f"Final validation accuracy per regime ({result.profile} profile). {result.description}"
     )
-    return FigureResult(NAME, paths + (md,), data, {}, run_paths, caption)
+    return FigureResult(NAME, paths + (md, summary), data, {}, run_paths, caption)
