@@ -2,7 +2,8 @@
 
 ``separable.gd_fig1``: GD steps per second on the JMLR Fig. 1 set (logistic loss, the
 public ``separable.optim.gd`` with its log-spaced recording) against the plain numpy loop
-``u = Z w; w -= eta * (-Z^T sigmoid(-u))``; goal at least 20x.
+``u = Z w; w -= eta * (-Z^T sigmoid(-u))``; goal at least 40x. The floor is the 16
+exponentials of one step (14 after the kernels merge the set's repeated folded rows).
 
 ``separable.flow_1e100``: the log-time gradient flow of the Fig. 1 set and of a random
 d=5, N=40 set to t = 1e100; goal under one second for both.
@@ -53,13 +54,13 @@ def _flow_ours(state):
 BENCHMARKS = [
     Benchmark(
         name="separable.gd_fig1",
-        goal=">= 20x a plain numpy loop",
+        goal=">= 40x a plain numpy loop",
         setup=_gd_setup,
         ours=_gd_ours,
         baseline=_gd_numpy,
         work=STEPS,
         unit="step",
-        min_speedup=20.0,
+        min_speedup=40.0,
         repeats=5,
     ),
     Benchmark(
