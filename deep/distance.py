@@ -42,7 +42,7 @@ from diffusion.metrics import GrowthFit, Trace, fit_growth
 from diffusion.records import Run, load_run, run_dir, save_run
 
 from .checks import Check, adapted_agree, log_law, slope_decreases
-from .sweep import train_many
+from .sweep import add_backend_arguments, train_many
 
 __all__ = [
     "DistanceConfig",
@@ -448,6 +448,8 @@ def run_distance(
     force: bool = False,
     n_jobs: int = 1,
     progress: bool = False,
+    backend: str = "loky",
+    scheduler: str | None = None,
 ) -> DistanceResult:
     """Train (or reuse) a distance sweep, fit its traces and judge the paper's claims.
 
@@ -463,6 +465,9 @@ def run_distance(
         Rewrite the sweep folder (finished training runs are still reused).
     n_jobs : int
         Runs trained at once (joblib processes).
+    backend, scheduler : str
+        Where the training runs execute (:func:`deep.sweep.train_many`): ``"loky"`` processes
+        here, or ``"dask"`` workers (a local cluster, or the scheduler at ``scheduler``).
     progress : bool
         One line per finished training run on stderr.
 
@@ -482,6 +487,8 @@ def run_distance(
         runtime=runtime,
         n_jobs=n_jobs,
         label="distance" if progress else None,
+        backend=backend,
+        scheduler=scheduler,
     )
     n = len(equal_cfg)
     equal = {
@@ -556,6 +563,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--data-root", default=None, help="folder of user data files")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     p.add_argument("--jobs", type=int, default=1, help="runs trained at once (processes)")
+    add_backend_arguments(p)
     p.add_argument("--json", action="store_true", help="print the sweep's summary as JSON")
     p.set_defaults(func=_main)
     return p
@@ -592,7 +600,15 @@ def _main(args: argparse.Namespace) -> int:
     except (TypeError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    result = run_distance(config, args.runs, runtime=runtime, n_jobs=args.jobs, progress=True)
+    result = run_distance(
+        config,
+        args.runs,
+        runtime=runtime,
+        n_jobs=args.jobs,
+        progress=True,
+        backend=args.backend,
+        scheduler=args.scheduler,
+    )
     if args.json:
         print(json.dumps(result.as_dict(), indent=1))
     else:

@@ -33,7 +33,7 @@ from diffusion.metrics import Trace, fit_growth
 from diffusion.records import Run, load_run, run_dir, save_run
 
 from .checks import Check, log_law
-from .sweep import train_many
+from .sweep import add_backend_arguments, train_many
 
 __all__ = ["LawMapConfig", "LawMapCell", "LawMapResult", "run_lawmap", "add_parser"]
 
@@ -317,6 +317,8 @@ def run_lawmap(
     force: bool = False,
     n_jobs: int = 1,
     progress: bool = False,
+    backend: str = "loky",
+    scheduler: str | None = None,
 ) -> LawMapResult:
     """Train (or reuse) every cell of the map and fit its trace.
 
@@ -332,6 +334,9 @@ def run_lawmap(
         Rewrite the map's folder (training runs are still reused).
     n_jobs : int
         Runs trained at once (joblib processes).
+    backend, scheduler : str
+        Where the training runs execute (:func:`deep.sweep.train_many`): ``"loky"`` processes
+        here, or ``"dask"`` workers (a local cluster, or the scheduler at ``scheduler``).
     progress : bool
         One line per finished run on stderr.
 
@@ -346,7 +351,15 @@ def run_lawmap(
         raise ValueError(f"n_jobs must be a positive integer, got {n_jobs!r}")
     runs = Path(runs)
     label = "lawmap" if progress else None
-    trained = train_many(config.train_configs(), runs, runtime=runtime, n_jobs=n_jobs, label=label)
+    trained = train_many(
+        config.train_configs(),
+        runs,
+        runtime=runtime,
+        n_jobs=n_jobs,
+        label=label,
+        backend=backend,
+        scheduler=scheduler,
+    )
     cells = tuple(
         _cell(settings, config.epochs(settings[2]), run, config.t_min)
         for settings, run in zip(config.cells(), trained, strict=True)
@@ -424,6 +437,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--runs", default="runs", help="folder of run folders (default: runs)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     p.add_argument("--jobs", type=int, default=1, help="runs trained at once (processes)")
+    add_backend_arguments(p)
     p.add_argument("--json", action="store_true", help="print the map's summary as JSON")
     p.set_defaults(func=_main)  # fmt: skip
     return p
@@ -444,7 +458,15 @@ def _main(args: argparse.Namespace) -> int:
         return 2
     start = time.perf_counter()
     runtime = Runtime(device=args.device, progress=False)
-    result = run_lawmap(config, args.runs, runtime=runtime, n_jobs=args.jobs, progress=True)
+    result = run_lawmap(
+        config,
+        args.runs,
+        runtime=runtime,
+        n_jobs=args.jobs,
+        progress=True,
+        backend=args.backend,
+        scheduler=args.scheduler,
+    )
     if args.json:
         print(json.dumps(result.as_dict(), indent=1))
     else:

@@ -1,23 +1,69 @@
 """Train many runs: the one place where the sweeps (table, distance, lawmap) fan out.
 
 :func:`train_many` trains (or reuses) a list of ``deep.train.TrainConfig`` in order, ``n_jobs``
-at a time through joblib (processes; each gets its share of the CPU threads), and reports
-progress -- runs done, elapsed time and an estimate of the time left -- one line per finished
-run. Every run is an ordinary trainer run folder, so an interrupted sweep resumes: finished
-runs are reused and an unfinished one continues from its checkpoint.
+at a time through joblib, and reports progress -- runs done, elapsed time and an estimate of
+the time left -- one line per finished run. Every run is an ordinary trainer run folder, so an
+interrupted sweep resumes: finished runs are reused and an unfinished one continues from its
+checkpoint.
+
+The joblib backend is an execution choice (:data:`BACKENDS`), never part of a run's
+identity: ``"loky"`` (processes on this machine; each gets its share of the CPU threads) or
+``"dask"`` (the workers of a ``dask.distributed`` cluster: a scheduler address, or a
+``LocalCluster`` started for the sweep; ``pip install -e '.[cluster]'``). With dask the run
+folder must be on a file system that every worker sees.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from diffusion.records import Run
 
-__all__ = ["train_many"]
+__all__ = ["BACKENDS", "train_many", "parallel_backend", "add_backend_arguments"]
+
+BACKENDS = ("loky", "dask")
+"""joblib backends a sweep can run on."""
+
+
+@contextlib.contextmanager
+def parallel_backend(backend: str = "loky", scheduler: str | None = None) -> Iterator[None]:
+    """Run the joblib calls of the block on ``backend``.
+
+    Parameters
+    ----------
+    backend : {"loky", "dask"}
+        ``"dask"`` connects to ``scheduler`` (``"tcp://host:8786"``) or, when it is ``None``,
+        starts a ``dask.distributed.LocalCluster`` for the block and closes it after.
+    scheduler : str, optional
+        Address of a running dask scheduler (only with ``backend="dask"``).
+    """
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    if backend == "loky":
+        if scheduler is not None:
+            raise ValueError("scheduler is only used with backend='dask'")
+        yield
+        return
+    try:
+        from dask.distributed import Client
+    except ImportError:
+        raise ValueError(
+            "backend 'dask' needs dask.distributed: pip install -e '.[cluster]'"
+        ) from None
+    from joblib import parallel_config
+
+    client = Client(scheduler) if scheduler else Client(processes=True, threads_per_worker=1)
+    try:
+        with parallel_config(backend="dask"):
+            yield
+    finally:
+        client.close()
 
 
 def _train_one(config: Any, runs: str, threads: int, runtime: Any) -> Run:
@@ -37,6 +83,8 @@ def train_many(
     runtime: Any = None,
     n_jobs: int = 1,
     label: str | None = None,
+    backend: str = "loky",
+    scheduler: str | None = None,
 ) -> list[Run]:
     """Train (or reuse) ``configs``; the finished runs, in the same order.
 
@@ -52,6 +100,11 @@ def train_many(
         Runs trained at once (joblib processes); 1 trains in this process.
     label : str, optional
         When given, one progress line per finished run goes to stderr, prefixed ``[label]``.
+    backend : {"loky", "dask"}
+        Where the runs execute when ``n_jobs > 1`` or ``backend="dask"`` (see
+        :func:`parallel_backend`).
+    scheduler : str, optional
+        Address of a dask scheduler (``backend="dask"``; a local cluster when omitted).
 
     Returns
     -------
@@ -81,16 +134,32 @@ def train_many(
         )
 
     out: list[Run] = []
-    if n_jobs == 1:
+    if n_jobs == 1 and backend == "loky":
         for c in configs:
             out.append(_train_one(c, str(runs), 0, runtime))
             report(len(out), out[-1])
         return out
     from joblib import Parallel, delayed
 
-    threads = max(1, (os.cpu_count() or 1) // n_jobs)
-    jobs = (delayed(_train_one)(c, str(runs), threads, runtime) for c in configs)
-    for run in Parallel(n_jobs=n_jobs, return_as="generator")(jobs):
-        out.append(run)
-        report(len(out), run)
+    threads = max(1, (os.cpu_count() or 1) // n_jobs) if backend == "loky" else 1
+    jobs = (delayed(_train_one)(c, str(runs.resolve()), threads, runtime) for c in configs)
+    with parallel_backend(backend, scheduler):
+        for run in Parallel(n_jobs=n_jobs, return_as="generator")(jobs):
+            out.append(run)
+            report(len(out), run)
     return out
+
+
+def add_backend_arguments(parser: Any) -> None:
+    """Add ``--backend`` and ``--scheduler`` to a sweep's command line."""
+    parser.add_argument(
+        "--backend",
+        choices=BACKENDS,
+        default="loky",
+        help="where the runs execute: loky (processes here) or dask (a cluster)",
+    )
+    parser.add_argument(
+        "--scheduler",
+        default=None,
+        help="dask scheduler address, e.g. tcp://host:8786 (default: a local cluster)",
+    )

@@ -7,8 +7,9 @@
 
 Names: ``f1`` (MNIST), ``c1``/``c3`` (CIFAR-10/100 shallow nets), ``resnet44``, ``vgg16``,
 ``wresnet16_4`` (CIFAR), ``alexnet`` (ImageNet, BN), and small CPU nets ``f1_small``,
-``mlp1d`` (MNIST-1D; ``mlp1d_nobn`` without batch norm) and ``mlp_digits`` (8x8 digits). Every model has ``input_shape`` (one
-sample) and ``num_classes`` and raises ``ValueError`` on an input of another shape.
+``mlp1d`` (MNIST-1D; ``mlp1d_nobn`` without batch norm) and ``mlp_digits`` (8x8 digits).
+Every model has ``input_shape`` (one sample) and ``num_classes`` and raises ``ValueError`` on
+an input of another shape.
 """
 
 from __future__ import annotations
