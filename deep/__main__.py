@@ -197,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     try:
         return int(args.func(args) or 0)
-    except (ValueError, FileNotFoundError) as exc:
+    except (ValueError, TypeError, FileNotFoundError) as exc:
         parser.exit(2, f"python -m deep {args.command}: error: {exc}\n")
 
 
