@@ -541,10 +541,11 @@ def load_run_data(
         Seed of the subset.
     at : {"final", "initial"}
         Weights to load. ``"initial"`` puts the run's initial weights ``w_0`` in the trained
-        network and recomputes its batch-norm statistics on the chosen samples, in chunks of
-        the run's batch size (:func:`recalibrate_batch_norm`; at ``w_0`` the running
-        statistics are the untrained defaults, which would make evaluation mode a different
-        function from the one training saw).
+        network and recomputes its batch-norm statistics on the chosen samples
+        (:func:`recalibrate_batch_norm`, in chunks of 512 whatever the run's batch size, so
+        that runs sharing ``w_0`` share the network; the running statistics at ``w_0`` are
+        the untrained defaults, which would make evaluation mode a different function from
+        the one training saw).
     data_root : str, optional
         Folder of user data files (for runs on ``mnist``, ``cifar10``, ... files).
 
@@ -585,7 +586,7 @@ def load_run_data(
         with torch.no_grad():
             for p, p0 in zip(params, initial, strict=True):
                 p.copy_(p0)
-        recalibrate_batch_norm(model, x, batch_size=int(cfg["batch_size"]))
+        recalibrate_batch_norm(model, x)
     return RunData(model.eval(), x, y, idx, dict(cfg), dict(run.summary), path)
 
 
