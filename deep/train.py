@@ -867,6 +867,8 @@ def _train(
         idx = order.indices(step)[lo:hi]
         x = data.train.x[idx].to(device, non_blocking=True)
         y = data.train.y[idx].to(device, non_blocking=True)
+        if plan.augmentation == "none":
+            return center_crop(x, plan.crop), y
         return augment_batch(x, plan.augmentation, _step_generator(config.seed, step), plan.crop), y
 
     def scores(step: int) -> tuple[float, ...] | None:
