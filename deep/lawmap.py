@@ -8,8 +8,9 @@ trains one small network per cell of a grid -- data size relative to the number 
 constant learning rate for the same number of steps, fits every trace with the shared ruler
 (:func:`diffusion.metrics.fit_growth`) over ``t >= t_min`` and records, per cell, the law BIC
 selects, ``dBIC`` of the log law, the fitted exponents and the ``log_law`` check of
-:mod:`deep.checks`. The map is a run folder of its own (``lawmap-<hash>``) whose summary holds
-every cell; the training runs are ordinary trainer runs, reused when they exist.
+:mod:`deep.checks` (not judged where the network collapsed to chance). The map is a run
+folder of its own (``lawmap-<hash>``) whose summary holds every cell; the training runs are
+ordinary trainer runs, reused when they exist.
 
 The network is the MNIST-1D MLP (``mlp1d``, 40-256x3-10, batch norm; ``mlp1d_nobn``
 without) on MNIST-1D generated at 5k, 20k or 80k sequences: a few seconds per cell.
@@ -35,15 +36,29 @@ from diffusion.records import Run, load_run, run_dir, save_run
 from .checks import Check, log_law
 from .sweep import add_backend_arguments, train_many
 
-__all__ = ["LawMapConfig", "LawMapCell", "LawMapResult", "run_lawmap", "add_parser"]
+__all__ = [
+    "LawMapConfig",
+    "LawMapCell",
+    "LawMapResult",
+    "run_lawmap",
+    "add_parser",
+    "COLLAPSED_ACCURACY",
+]
 
 _TRAIN_FRACTION = 0.8
 """Share of a built-in dataset in its training split (the split is 80/20)."""
+
+COLLAPSED_ACCURACY = 0.15
+"""A cell whose final training accuracy is below this (chance is 0.1 on MNIST-1D's ten
+classes) has collapsed: its ``log_law`` check is not judged."""
 
 
 @dataclass(frozen=True)
 class LawMapConfig:
     """A grid of short constant-learning-rate runs (its hash names the map's folder).
+
+    The default grid is 2 (batch norm) x 3 (weight decay) x 3 (data size) x 2 (learning rate)
+    = 36 cells of 4000 steps.
 
     Parameters
     ----------
@@ -76,7 +91,7 @@ class LawMapConfig:
 
     datasets: tuple[str, ...] = ("mnist1d", "mnist1d-20k", "mnist1d-80k")
     lrs: tuple[float, ...] = (0.02, 0.1)
-    weight_decays: tuple[float, ...] = (0.0, 5e-4)
+    weight_decays: tuple[float, ...] = (0.0, 5e-4, 2e-3)
     batch_norm: tuple[bool, ...] = (True, False)
     batch_size: int = 32
     steps: int = 4000
@@ -289,6 +304,11 @@ def _cell(settings: tuple, epochs: float, run: Run, t_min: int) -> LawMapCell:
         return LawMapCell(bn, wd, data, lr, epochs, trace, "(no fit)", *(math.nan,) * 3, check,
                           *acc, str(run.path))  # fmt: skip
     fit = fit_growth(trace, t_min=t_min)
+    check = log_law(fit)
+    if acc[0] < COLLAPSED_ACCURACY:
+        # a network stuck at chance still moves its weights; its law says nothing of learning
+        reason = f"the network collapsed (final training accuracy {acc[0]:.3f})"
+        check = Check("log_law", None, check.rule, check.numbers, reason=reason)
     nu = fit.fits["power_offset"].params["nu"] if "power_offset" in fit.fits else math.nan
     poly = fit.fits.get("polylog")
     k = poly.params["k"] if poly is not None and not poly.at_bound else math.nan
@@ -303,7 +323,7 @@ def _cell(settings: tuple, epochs: float, run: Run, t_min: int) -> LawMapCell:
         float(fit.delta("log")),
         float(nu),
         float(k),
-        log_law(fit),
+        check,
         *acc,
         str(run.path),
     )
@@ -325,7 +345,7 @@ def run_lawmap(
     Parameters
     ----------
     config : LawMapConfig, optional
-        The grid (defaults: 2 x 2 x 3 x 2 = 24 cells of 4000 steps).
+        The grid (defaults: 2 x 3 x 3 x 2 = 36 cells of 4000 steps).
     runs : path
         Folder of the run folders (training runs and the map's own).
     runtime : deep.train.Runtime, optional

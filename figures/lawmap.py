@@ -18,7 +18,7 @@ import numpy as np
 from matplotlib.colors import LogNorm
 from matplotlib.patches import Rectangle
 
-from deep.lawmap import LawMapConfig, LawMapResult, run_lawmap
+from deep.lawmap import COLLAPSED_ACCURACY, LawMapConfig, LawMapResult, run_lawmap
 from diffusion.records import atomic_write_json
 from figures import style
 from figures.output import save_data, save_figure
@@ -38,7 +38,9 @@ SETTINGS = {
         trace_per_decade=10,
     ),
     "quick": LawMapConfig(),
-    "full": LawMapConfig(lrs=(0.02, 0.05, 0.1), weight_decays=(0.0, 1e-4, 5e-4), steps=20_000),
+    "full": LawMapConfig(
+        lrs=(0.02, 0.05, 0.1, 0.2), weight_decays=(0.0, 1e-4, 5e-4, 2e-3), steps=20_000
+    ),
 }
 
 _SHORT = {"log": "log", "polylog": "polylog", "power": "power", "power_offset": "power+c"}
@@ -51,13 +53,16 @@ def compute(profile: str, runs: Path) -> LawMapResult:
     config = SETTINGS[check_profile(profile)]
     n = len(config.cells())
     progress(f"  deep.lawmap.run_lawmap: {n} cells of {config.steps} steps (finished ones reused)")
+    runtime = Runtime(device="cpu", progress=False)
     with heartbeat(Path(runs), "lawmap", total=n), torch_threads(1):
-        return run_lawmap(config, Path(runs), runtime=Runtime(device="cpu", progress=False))
+        return run_lawmap(config, Path(runs), runtime=runtime, n_jobs=2 if n > 4 else 1)
 
 
 def _label(cell) -> str:
     if cell.best == "(no fit)":
         return "diverged"
+    if cell.train_acc < COLLAPSED_ACCURACY:
+        return f"collapsed\ntrain {100 * cell.train_acc:.0f}%"
     if cell.best in ("power", "power_offset"):
         exponent = rf"$\nu$={cell.nu:.2f}" if np.isfinite(cell.nu) else ""
     elif cell.best == "polylog":

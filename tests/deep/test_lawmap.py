@@ -79,3 +79,25 @@ def test_boundary_errors():
         LawMapConfig(batch_norm=("yes",))
     with pytest.raises(ValueError, match="lr"):
         LawMapConfig(lrs=(-1.0,))
+
+
+def test_a_collapsed_network_is_not_judged(tmp_path):
+    """A pure log trace from a network stuck at chance: the ruler sees log, the check does not
+    count it (catches a map that reports collapsed cells as log-law cells)."""
+    import numpy as np
+
+    from deep.lawmap import _cell
+    from diffusion.metrics import Trace, log_schedule
+    from diffusion.records import Run
+
+    t = log_schedule(4000, 20)
+    trace = Trace(t, 1 + 2 * np.log(t))
+    records = trace.to_arrays("")
+    settings = (True, 0.0, "mnist1d", 0.1)
+    for acc, expected in ((0.10, None), (0.80, True)):
+        summary = {"final_train_acc": acc, "final_val_acc": acc}
+        cell = _cell(settings, 1.0, Run(tmp_path, {}, {}, records, summary), t_min=10)
+        assert cell.best == "log"
+        assert cell.log_law.passed is expected
+        if expected is None:
+            assert "collapsed" in cell.log_law.reason
