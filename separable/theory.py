@@ -1,11 +1,46 @@
 """Predictions of JMLR 2018 for GD on separable data, and exact solutions of small flows.
 
-:func:`predict` answers, for a data set and a step size: which theorem applies, the
-residual limit ``w_tilde`` (Theorem 4: ``eta exp(-z_n . w_tilde) = alpha_n`` on the support
-set ``S`` and ``(I - Z_S^+ Z_S)(w_tilde - w(0)) = 0``), the loss limit
-``t L(t) -> ||w_hat||^2 / eta``, the first-order constants of the direction, angle and
-margin gaps, the local rate ``t^-lambda_min(H)`` of ``rho(t) - w_tilde`` with
-``H = sum_S alpha_n z_n z_n^T`` and the non-support rate ``t^(1 - theta)``.
+:func:`predict` answers, for a data set, a step size and the tail constants of the loss,
+which theorem applies and what it predicts. The derivation, for a loss whose derivative has
+the tight exponential tail ``-l'(u) ~ c e^{-a u}`` (JMLR Definition 2; the paper takes
+``a = c = 1`` without loss of generality, by rescaling ``u`` and ``eta``):
+
+* **Asymptote.** Put ``w(t) = (w_hat / a) log t + w_tilde + r(t)`` in the GD step
+  ``w(t+1) - w(t) = eta c sum_n e^{-a z_n . w} z_n``. On a support vector
+  (``z_n . w_hat = 1``) the term is ``eta c e^{-a z_n . w_tilde} / t``; off the support it
+  is ``O(t^-theta)``, ``theta = min_{n not in S} z_n . w_hat > 1``. Matching the ``1/t``
+  terms with ``d/dt (w_hat/a) log t = w_hat / (a t) = sum_S alpha_n z_n / (a t)`` gives
+  ``eta c a e^{-a z_n . w_tilde} = alpha_n`` on ``S`` -- Theorem 4's
+  ``eta e^{-z_n . w_tilde} = alpha_n`` at ``a = c = 1``.
+* **Non-unique duals.** When the support vectors are linearly dependent (more of them than
+  their rank, e.g. ties on the margin) many ``alpha`` give ``w_hat`` and the equations above
+  need the one GD selects. The matching condition
+  ``eta c a sum_S e^{-a z_n . w} z_n = w_hat`` is the stationarity condition of the convex
+  ``F(w) = eta c sum_S e^{-a z_n . w} + w_hat . w`` on ``span(Z_S)``, so ``w_tilde`` (its
+  in-span part) is ``argmin F`` (``scipy.optimize``), and the duals it implies are
+  ``alpha_n = eta c a e^{-a z_n . w_tilde}``. With independent support vectors ``F`` has
+  the closed-form minimiser ``z_n . w_tilde = log(eta c a / alpha_n) / a``.
+* **Out of span.** Every gradient lies in ``span(Z)``. When the support vectors span it
+  (``rank Z_S = rank Z``) the part of ``w`` outside ``span(Z_S)`` stays at ``w(0)``'s, and
+  ``rho(t) = w - (w_hat/a) log t -> w_tilde`` (Theorem 4). When they do not, the other
+  points keep pushing the part of ``w`` in ``span(Z)`` outside ``span(Z_S)``
+  (by a summable ``O(t^-theta)``): only the in-span part ``P_S rho -> P_S w_tilde`` is
+  predicted, and the rest stays bounded (Theorem 3); :attr:`Prediction.w_tilde` is then
+  None and :attr:`Prediction.w_tilde_span` holds ``P_S w_tilde``.
+* **Loss.** ``l(u) ~ (c/a) e^{-a u}``, so ``t L(t) -> sum_S (c/a) e^{-a z_n . w_tilde} t
+  / t = sum_S alpha_n / (eta a^2) = ||w_hat||^2 / (eta a^2)`` (``sum_S alpha_n =
+  w_hat . w_hat``).
+* **Gaps.** Direction, angle and margin gaps are scale-free, and ``w`` is parallel to
+  ``w_hat log t + a w_tilde``: ``log t * direction gap -> ||(I - u u^T) a w_tilde|| /
+  ||w_hat||`` (``u = w_hat/||w_hat||``), ``log^2 t * angle gap -> direction const^2 / 2``
+  and, since ``a z_n . w_tilde = log(eta c a) - log alpha_n`` and ``a w_hat . w_tilde =
+  sum_S alpha_n a z_n . w_tilde``, ``log t * margin gap -> (log alpha_max - sum alpha log
+  alpha / sum alpha) / ||w_hat||`` -- independent of ``eta``, ``c`` and ``a``.
+* **Rates.** Linearising, ``dr/dt = -(1/t) H r`` with ``H = sum_S alpha_n z_n z_n^T``
+  (independent of ``a``): ``r ~ t^-lambda_min(H)`` on ``span(Z_S)``. The non-support points
+  fade like ``t^-(theta - 1)``; the tail remainder ``|r(u)| <= e^{-mu u}`` at
+  ``u = log t / a`` contributes ``t^-(mu / a)``; the discrete step adds ``O(1/t)``. The
+  slowest of these, :attr:`Prediction.rate`, sets how long the transient lasts.
 
 Exact solutions used as ground truth for the log-time flow (:mod:`separable.flow`):
 :func:`exp_flow_orthogonal` (exp loss, mutually orthogonal points; one point is the case
@@ -18,6 +53,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.optimize import minimize
 from scipy.special import lambertw
 
 from separable.data import as_features, fold
@@ -27,6 +63,7 @@ __all__ = [
     "Prediction",
     "predict",
     "w_tilde",
+    "residual_duals",
     "which_theorem",
     "asymptote",
     "exp_flow_orthogonal",
@@ -36,10 +73,20 @@ __all__ = [
 
 THEOREMS = {
     "thm4": "Theorem 4: almost every dataset, support vectors span the data; rho(t) -> w_tilde",
-    "thm3": "Theorem 3: support vectors do not span the data; rho(t) bounded (limit not proved)",
+    "thm3": "Theorem 3: support vectors do not span the data; the part of rho in span(Z_S) "
+    "converges, the rest stays bounded",
     "degenerate": "Appendix theorem (measure zero): a support vector has alpha_n = 0; "
     "iterated-log terms, rho = O(log log t)",
 }
+
+
+def _rank_tol(Z: np.ndarray) -> float:
+    return 1e-9 * max(1.0, float(np.abs(Z).max()))
+
+
+def _spans(Z: np.ndarray, S: np.ndarray) -> bool:
+    tol = _rank_tol(Z)
+    return int(np.linalg.matrix_rank(Z[S], tol=tol)) == int(np.linalg.matrix_rank(Z, tol=tol))
 
 
 def which_theorem(X: object, y: object | None = None, svm: SVMResult | None = None) -> str:
@@ -48,10 +95,84 @@ def which_theorem(X: object, y: object | None = None, svm: SVMResult | None = No
     svm = hard_margin_svm(Z) if svm is None else svm
     if svm.degenerate.size:
         return "degenerate"
+    return "thm4" if _spans(Z, svm.support) else "thm3"
+
+
+def _positive(name: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{name} must be a number, got {type(value).__name__} {value!r}")
+    v = float(value)
+    if not (math.isfinite(v) and v > 0):
+        raise ValueError(f"{name} must be a positive finite number, got {value!r}")
+    return v
+
+
+def _span_basis(ZS: np.ndarray) -> np.ndarray:
+    """Orthonormal rows spanning ``span(Z_S)``."""
+    _, sv, Vt = np.linalg.svd(ZS, full_matrices=False)
+    k = int(np.sum(sv > _rank_tol(ZS) * max(1.0, sv[0])))
+    return Vt[:k]
+
+
+def residual_duals(
+    Z: np.ndarray, svm: SVMResult, eta: float, c: float = 1.0, a: float = 1.0
+) -> tuple[np.ndarray, np.ndarray]:
+    """The in-span residual ``P_S w_tilde`` and the duals ``alpha`` that GD selects.
+
+    Minimises ``F(w) = eta c sum_S e^{-a z_n . w} + w_hat . w`` over ``w`` in
+    ``span(Z_S)`` (see the module docstring): with independent support vectors the minimiser
+    solves ``z_n . w = log(eta c a / alpha_n) / a`` exactly and is computed so; otherwise by
+    ``scipy.optimize.minimize`` (trust-region Newton, exact gradient and Hessian) from that
+    least-squares start.
+
+    Parameters
+    ----------
+    Z : numpy.ndarray, shape (N, d)
+        Folded samples.
+    svm : SVMResult
+        Its hard-margin SVM (non-degenerate).
+    eta, c, a : float
+        Step size and tail constants of ``-l'(u) ~ c e^{-a u}``.
+
+    Returns
+    -------
+    w_span : numpy.ndarray, shape (d,)
+        ``P_S w_tilde``.
+    alpha : numpy.ndarray, shape (N,)
+        ``eta c a e^{-a z_n . w_tilde}`` on the support, 0 elsewhere.
+
+    Raises
+    ------
+    RuntimeError
+        If the minimisation does not converge.
+    """
     S = svm.support
-    if np.linalg.matrix_rank(Z[S]) == np.linalg.matrix_rank(Z):
-        return "thm4"
-    return "thm3"
+    ZS = Z[S]
+    k = eta * c * a
+    target = np.log(k / svm.alpha[S]) / a
+    w_span = np.linalg.pinv(ZS, rcond=1e-12) @ target
+    B = _span_basis(ZS)
+    if B.shape[0] < S.size:  # dependent support vectors: the duals are not unique
+        M = ZS @ B.T  # support vectors in the basis of span(Z_S)
+        g = B @ svm.w
+
+        def fun(x):
+            e = eta * c * np.exp(-a * (M @ x))
+            return float(e.sum() + g @ x), g - a * (M.T @ e)
+
+        def hess(x):
+            e = eta * c * a * a * np.exp(-a * (M @ x))
+            return M.T @ (e[:, None] * M)
+
+        res = minimize(
+            fun, B @ w_span, jac=True, hess=hess, method="trust-exact", options={"gtol": 1e-13}
+        )
+        if not res.success and np.linalg.norm(res.jac) > 1e-10 * max(1.0, np.linalg.norm(g)):
+            raise RuntimeError(f"the w_tilde minimisation did not converge: {res.message}")
+        w_span = B.T @ res.x
+    alpha = np.zeros(Z.shape[0])
+    alpha[S] = k * np.exp(-a * (ZS @ w_span))
+    return w_span, alpha
 
 
 def w_tilde(
@@ -60,39 +181,44 @@ def w_tilde(
     eta: float = 1.0,
     w0: object | None = None,
     svm: SVMResult | None = None,
+    *,
+    c: float = 1.0,
+    a: float = 1.0,
 ) -> np.ndarray:
-    """The residual limit of Theorem 4.
+    """The residual limit of Theorem 4: ``rho(t) = w(t) - (w_hat / a) log t -> w_tilde``.
 
-    Solves ``z_n . w = log(eta / alpha_n)`` for ``n`` in the support set (minimum-norm
-    solution inside ``span(Z_S)``) and adds the part of ``w0`` orthogonal to that span.
+    The in-span part from :func:`residual_duals`; outside ``span(Z_S)`` the start's part.
 
     Raises
     ------
     ValueError
-        If a support vector has ``alpha_n = 0`` (degenerate data: no finite ``w_tilde``).
+        If a support vector has ``alpha_n = 0`` (degenerate data: no finite ``w_tilde``), or
+        if the support vectors do not span the data (then only ``P_S w_tilde`` is
+        determined: see :attr:`Prediction.w_tilde_span`).
     """
     Z = fold(X, y)
-    if not (math.isfinite(eta) and eta > 0):
-        raise ValueError(f"eta must be a positive finite number, got {eta!r}")
+    eta, c, a = _positive("eta", eta), _positive("c", c), _positive("a", a)
     svm = hard_margin_svm(Z) if svm is None else svm
     if svm.degenerate.size:
         raise ValueError(
             f"X is degenerate: support vectors {svm.degenerate.tolist()} have alpha = 0, "
             f"so no finite w_tilde exists"
         )
+    if not _spans(Z, svm.support):
+        raise ValueError(
+            "the support vectors do not span the data: only the part of w_tilde in "
+            "span(Z_S) is determined (Prediction.w_tilde_span)"
+        )
     d = Z.shape[1]
     w0v = np.zeros(d) if w0 is None else np.asarray(w0, dtype=float).reshape(d)
-    ZS = Z[svm.support]
-    b = np.log(eta / svm.alpha[svm.support])
-    pinv = np.linalg.pinv(ZS, rcond=1e-12)
-    inside = pinv @ b
-    P_out = np.eye(d) - pinv @ ZS
-    return inside + P_out @ w0v
+    w_span, _ = residual_duals(Z, svm, eta, c, a)
+    B = _span_basis(Z[svm.support])
+    return w_span + w0v - B.T @ (B @ w0v)
 
 
-def asymptote(w_hat: np.ndarray, wt: np.ndarray, log_t: np.ndarray) -> np.ndarray:
-    """The predicted trajectory ``w_hat log t + w_tilde`` (rows for each ``log t``)."""
-    return np.outer(np.asarray(log_t, dtype=float), w_hat) + wt
+def asymptote(w_hat: np.ndarray, wt: np.ndarray, log_t: np.ndarray, a: float = 1.0) -> np.ndarray:
+    """The predicted trajectory ``(w_hat / a) log t + w_tilde`` (rows for each ``log t``)."""
+    return np.outer(np.asarray(log_t, dtype=float), w_hat / a) + wt
 
 
 def _finite_or_none(x: float) -> float | None:
@@ -101,21 +227,30 @@ def _finite_or_none(x: float) -> float | None:
 
 @dataclass(frozen=True)
 class Prediction:
-    """What JMLR 2018 predicts for GD (step ``eta``) on one data set.
+    """What JMLR 2018 predicts for GD (step ``eta``) on one data set (module docstring).
 
     Attributes
     ----------
     theorem : str
         Key of :data:`THEOREMS`.
-    w_hat, alpha, support
+    w_hat, support
         The SVM solution.
-    eta : float
+    alpha : numpy.ndarray
+        The duals GD selects (``eta c a e^{-a z_n . w_tilde}`` on the support; the SVM's
+        duals on degenerate data).
+    eta, c, a, mu : float
+        Step size; tail ``-l' ~ c e^{-a u}`` with remainder rate ``mu`` (``inf`` if none).
     w_tilde : numpy.ndarray or None
-        Residual limit (None when degenerate).
+        Residual limit of ``rho = w - (w_hat/a) log t`` (None when degenerate or when the
+        support vectors do not span the data).
+    w_tilde_span : numpy.ndarray or None
+        Its part in ``span(Z_S)``, predicted whenever the data are not degenerate.
+    span_basis : numpy.ndarray or None
+        Orthonormal rows spanning ``span(Z_S)`` (``P_S = B^T B``).
     tL_limit : float
-        ``lim t L(t) = ||w_hat||^2 / eta`` (exponential-tail losses).
+        ``lim t L(t) = ||w_hat||^2 / (eta a^2)``.
     direction_const : float
-        ``lim log t * direction_gap = ||(I - u u^T) w_tilde|| / ||w_hat||``.
+        ``lim log t * direction_gap = ||(I - u u^T) a w_tilde|| / ||w_hat||``.
     angle_const : float
         ``lim log^2 t * angle_gap = direction_const^2 / 2``.
     margin_const : float
@@ -124,6 +259,8 @@ class Prediction:
         ``lambda_min(H)`` restricted to ``span(Z_S)``: ``rho - w_tilde ~ t^-rate_support``.
     rate_nonsupport : float
         ``theta - 1``: the non-support points fade like ``t^-(theta - 1)``.
+    rate_tail : float
+        ``mu / a``: the tail remainder fades like ``t^-(mu / a)``.
     """
 
     theorem: str
@@ -138,36 +275,52 @@ class Prediction:
     margin_const: float
     rate_support: float
     rate_nonsupport: float
+    c: float = 1.0
+    a: float = 1.0
+    mu: float = math.inf
+    rate_tail: float = math.inf
+    w_tilde_span: np.ndarray | None = None
+    span_basis: np.ndarray | None = None
 
     @property
     def description(self) -> str:
         """The theorem in words."""
         return THEOREMS[self.theorem]
 
+    @property
+    def rate(self) -> float:
+        """The slowest transient: ``min(lambda_min(H), theta - 1, mu / a)``."""
+        return min(self.rate_support, self.rate_nonsupport, self.rate_tail)
+
     def gaps_at(self, log_t: float | np.ndarray) -> dict[str, np.ndarray]:
-        """Gaps of the asymptote ``w_hat log t + w_tilde`` at ``log t`` (finite-t prediction).
+        """Gaps of the asymptote ``(w_hat/a) log t + w_tilde`` at ``log t`` (finite-t prediction).
 
         All orders in ``1/log t`` of the asymptote, not only the leading constants; the
         margin gap takes the minimum over the support set (exact once the non-support
         points have faded, ``t^(theta-1) >> 1``).
         """
         if self.w_tilde is None:
-            raise ValueError("degenerate data: no asymptote w_hat log t + w_tilde")
+            raise ValueError(f"no asymptote w_hat log t / a + w_tilde ({self.description})")
         lt = np.atleast_1d(np.asarray(log_t, dtype=float))
-        W = asymptote(self.w_hat, self.w_tilde, lt)
+        W = asymptote(self.w_hat, self.w_tilde, lt, self.a)
         wn = np.linalg.norm(self.w_hat)
         norm = np.linalg.norm(W, axis=1)
         diff = W / norm[:, None] - self.w_hat / wn
         a_max = float(self.alpha[self.support].max())
+        k = self.eta * self.c * self.a
         return {
             "norm": norm,
             "direction_gap": np.linalg.norm(diff, axis=1),
             "angle_gap": 0.5 * np.sum(diff**2, axis=1),
-            "margin_gap": 1.0 / wn - (lt + np.log(self.eta / a_max)) / norm,
+            "margin_gap": 1.0 / wn - (lt + np.log(k / a_max)) / (self.a * norm),
         }
 
     def as_dict(self) -> dict:
         """Plain-JSON form."""
+
+        def vec(v):
+            return None if v is None else v.tolist()
+
         return {
             "theorem": self.theorem,
             "description": self.description,
@@ -175,14 +328,30 @@ class Prediction:
             "alpha": self.alpha.tolist(),
             "support": self.support.tolist(),
             "eta": self.eta,
-            "w_tilde": None if self.w_tilde is None else self.w_tilde.tolist(),
+            "c": self.c,
+            "a": self.a,
+            "mu": _finite_or_none(self.mu),
+            "w_tilde": vec(self.w_tilde),
+            "w_tilde_span": vec(self.w_tilde_span),
             "tL_limit": self.tL_limit,
             "direction_const": _finite_or_none(self.direction_const),
             "angle_const": _finite_or_none(self.angle_const),
             "margin_const": _finite_or_none(self.margin_const),
             "rate_support": self.rate_support,
-            "rate_nonsupport": self.rate_nonsupport,
+            "rate_nonsupport": _finite_or_none(self.rate_nonsupport),
+            "rate_tail": _finite_or_none(self.rate_tail),
         }
+
+
+def _margin_const(alpha_S: np.ndarray, wn: float) -> float:
+    pos = alpha_S[alpha_S > 0]
+    return float((np.log(pos.max()) - np.sum(pos * np.log(pos)) / pos.sum()) / wn)
+
+
+def _support_rate(ZS: np.ndarray, alpha_S: np.ndarray) -> float:
+    H = ZS.T @ (alpha_S[:, None] * ZS)
+    B = _span_basis(ZS)
+    return float(np.linalg.eigvalsh(B @ H @ B.T).min())
 
 
 def predict(
@@ -191,6 +360,10 @@ def predict(
     eta: float = 1.0,
     w0: object | None = None,
     svm: SVMResult | None = None,
+    *,
+    c: float = 1.0,
+    a: float = 1.0,
+    mu: float = math.inf,
 ) -> Prediction:
     """All predictions for GD with step ``eta`` from ``w0`` (default 0); see :class:`Prediction`.
 
@@ -204,41 +377,52 @@ def predict(
     w0 : array_like, optional
         Start; only its part outside ``span(Z_S)`` matters.
     svm : SVMResult, optional
+    c, a : float
+        Tail constants of the loss, ``-l'(u) ~ c e^{-a u}`` (1 for the logistic and exp
+        losses).
+    mu : float
+        Rate of the tail remainder, ``|-l'(u) e^{a u} / c - 1| <= e^{-mu u}`` far out
+        (``inf``: none; the logistic loss has ``mu = 1``).
     """
     Z = fold(X, y)
-    if not (isinstance(eta, (int, float, np.floating)) and math.isfinite(eta) and eta > 0):
-        raise ValueError(f"eta must be a positive finite number, got {eta!r}")
+    eta, c, a = _positive("eta", eta), _positive("c", c), _positive("a", a)
+    mu = _positive("mu", mu) if mu != math.inf else math.inf
     svm = hard_margin_svm(Z) if svm is None else svm
     theorem = which_theorem(Z, svm=svm)
     w_hat, S = svm.w, svm.support
     wn = float(np.linalg.norm(w_hat))
-    aS = svm.alpha[S]
-    wt = None if theorem == "degenerate" else w_tilde(Z, eta=eta, w0=w0, svm=svm)
-    if wt is not None:
-        u = w_hat / wn
-        direction = float(np.linalg.norm(wt - u * (u @ wt)) / wn)
-        # duplicates of one point share its dual: the margin constant is over distinct points
-        pos = aS[aS > 0]
-        margin = float((np.log(pos.max()) - np.sum(pos * np.log(pos)) / pos.sum()) / wn)
-    else:
-        direction = margin = float("nan")
     ZS = Z[S]
-    H = ZS.T @ (aS[:, None] * ZS)
-    basis = np.linalg.svd(ZS, full_matrices=False)[2][: np.linalg.matrix_rank(ZS)]
-    rate = float(np.linalg.eigvalsh(basis @ H @ basis.T).min())
+    nan = float("nan")
+    wt = w_span = basis = None
+    alpha = svm.alpha
+    direction = margin = nan
+    if theorem != "degenerate":
+        w_span, alpha = residual_duals(Z, svm, eta, c, a)
+        basis = _span_basis(ZS)
+        margin = _margin_const(alpha[S], wn)
+    if theorem == "thm4":
+        wt = w_tilde(Z, eta=eta, w0=w0, svm=svm, c=c, a=a)
+        u = w_hat / wn
+        direction = float(a * np.linalg.norm(wt - u * (u @ wt)) / wn)
     return Prediction(
         theorem=theorem,
         w_hat=w_hat,
-        alpha=svm.alpha,
+        alpha=alpha,
         support=S,
-        eta=float(eta),
+        eta=eta,
         w_tilde=wt,
-        tL_limit=wn**2 / eta,
+        tL_limit=wn**2 / (eta * a * a),
         direction_const=direction,
         angle_const=direction**2 / 2,
         margin_const=margin,
-        rate_support=rate,
+        rate_support=_support_rate(ZS, alpha[S]),
         rate_nonsupport=svm.theta - 1.0,
+        c=c,
+        a=a,
+        mu=mu,
+        rate_tail=mu / a,
+        w_tilde_span=w_span,
+        span_basis=basis,
     )
 
 

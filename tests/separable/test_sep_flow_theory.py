@@ -14,7 +14,6 @@ from separable.theory import (
     predict,
     solve_u_plus_exp_u,
     w_tilde,
-    which_theorem,
 )
 
 LOG_T = np.log([1.0, 1e3, 1e10, 1e25, 1e50])
@@ -76,20 +75,6 @@ def test_fig1_predictions():
     assert p.rate_support == pytest.approx(0.25, rel=1e-12)  # H has eigenvalues 1 and 1/4
     assert p.tL_limit == pytest.approx(0.5 / eta)
     assert p.theorem == "thm4"
-
-
-def test_w_tilde_solves_the_residual_equations_and_the_projection_condition():
-    ds = random_separable(30, 6, n_support=3, seed=2)  # support does not span: Theorem 3
-    Z, eta = ds.Z, 0.05
-    w0 = np.arange(6.0) - 2.5
-    wt = w_tilde(Z, eta=eta, w0=w0)
-    S = np.flatnonzero(ds.alpha > 0)
-    np.testing.assert_allclose(eta * np.exp(-Z[S] @ wt), ds.alpha[S], rtol=1e-10)
-    # the component outside span(Z_S) is the start's
-    Q = np.linalg.qr(Z[S].T)[0]
-    out = np.eye(6) - Q @ Q.T
-    np.testing.assert_allclose(out @ wt, out @ w0, atol=1e-12)
-    assert which_theorem(Z) == "thm3"
 
 
 def test_two_point_constants_from_the_notes():
