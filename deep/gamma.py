@@ -36,11 +36,12 @@ from __future__ import annotations
 
 import argparse
 import copy
+import json
 import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -50,7 +51,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from torch.nn.utils import parameters_to_vector, vector_to_parameters
 
 from diffusion.metrics import GammaEstimate, estimate_gamma
-from diffusion.records import Run, atomic_write_json, run_or_load
+from diffusion.records import Run, run_or_load, to_jsonable
 
 __all__ = ["GammaConfig", "GammaResult", "measure_gamma", "loss_increments", "add_parser"]
 
@@ -63,8 +64,6 @@ class GammaConfig:
     ----------
     model, data : str
         Network and dataset (``deep.models`` / ``deep.data`` names).
-    data_root : str, optional
-        Folder of user data files.
     batch_size : int
         SGD batch of the trajectory.
     epochs : float
@@ -86,13 +85,15 @@ class GammaConfig:
         Training samples in the fixed evaluation batch.
     seed : int
         Seed of the run, the evaluation batch and the directions.
-    device : {"auto", "cpu", "cuda"}
-        Device of the trajectory and of the loss evaluations.
+
+    Where it runs (device, data root) is a ``deep.train.Runtime``, never part of the
+    measurement's identity.
     """
+
+    KIND: ClassVar[str] = "gamma"
 
     model: str = "f1"
     data: str = "mnist5k"
-    data_root: str | None = None
     batch_size: int = 32
     epochs: float = 2.0
     lr: float = 0.1
@@ -105,7 +106,6 @@ class GammaConfig:
     radius_span: tuple[float, float] = (0.01, 1.0)
     n_eval: int = 1000
     seed: int = 0
-    device: str = "auto"
 
     def __post_init__(self) -> None:
         for name in ("batch_size", "snapshots", "n_directions", "n_radii", "n_eval"):
@@ -283,13 +283,13 @@ class _LossAt:
 
 
 # ----------------------------------------------------------------------------- measurement
-def _trajectory(config: GammaConfig, root: Path) -> tuple[torch.Tensor, int]:
+def _trajectory(config: GammaConfig, root: Path, runtime: Any) -> tuple[torch.Tensor, int]:
     """Train; return the ``(snapshots + 1, P)`` parameter vectors along the run and its steps."""
     from .data import load_dataset
     from .regime import steps_for_epochs
     from .train import Runtime, load_checkpoint, train
 
-    n_train = len(load_dataset(config.data, config.data_root, config.seed).train)
+    n_train = len(load_dataset(config.data, runtime.data_root, config.seed).train)
     total = steps_for_epochs(config.epochs, n_train, config.batch_size)
     if total < config.snapshots:
         raise ValueError(
@@ -314,7 +314,7 @@ def _trajectory(config: GammaConfig, root: Path) -> tuple[torch.Tensor, int]:
 
     _param_names = {n for n, _ in build(config.model).named_parameters()}
     runtime = Runtime(
-        device=config.device, data_root=config.data_root, progress=False, checkpoint_every=every
+        device=runtime.device, data_root=runtime.data_root, progress=False, checkpoint_every=every
     )
     run = train(tcfg, root, runtime=runtime, resume=False, force=True, on_checkpoint=grab)
     steps = sorted(snaps)
@@ -325,12 +325,12 @@ def _trajectory(config: GammaConfig, root: Path) -> tuple[torch.Tensor, int]:
     return points, int(run.summary["steps"])
 
 
-def _compute(config: GammaConfig, root: Path) -> tuple[dict[str, np.ndarray], dict]:
+def _compute(config: GammaConfig, root: Path, runtime: Any) -> tuple[dict[str, np.ndarray], dict]:
     from .data import load_dataset
     from .models import build
 
-    points, steps = _trajectory(config, root)
-    data = load_dataset(config.data, config.data_root, config.seed)
+    points, steps = _trajectory(config, root, runtime)
+    data = load_dataset(config.data, runtime.data_root, config.seed)
     gen = torch.Generator().manual_seed(config.seed)
     idx = torch.randperm(len(data.train), generator=gen)[: config.n_eval]
     x, y = data.train.x[idx], data.train.y[idx]
@@ -403,38 +403,38 @@ def _estimates(
 
 
 def measure_gamma(
-    root: str | os.PathLike,
     config: GammaConfig | None = None,
+    runs: str | os.PathLike = "runs",
     *,
+    runtime: Any = None,
     force: bool = False,
-    **kwargs: Any,
 ) -> GammaResult:
     """Measure gamma along an SGD trajectory and at random perturbations (see the module docs).
 
     Parameters
     ----------
-    root : path
-        Folder of the run folders; a finished measurement with the same configuration is
-        reused.
     config : GammaConfig, optional
-        The measurement; built from ``kwargs`` when omitted.
+        The measurement (the defaults: F1 on MNIST-5k, the quick table's recipe).
+    runs : path
+        Folder of the run folders; a finished measurement with the same configuration is
+        reused (folder ``gamma-<hash>``; the trajectory is a trainer run beside it).
+    runtime : deep.train.Runtime, optional
+        Device and data root (never part of the measurement's identity).
     force : bool
         Measure again even when a finished run exists.
-    **kwargs
-        Fields of :class:`GammaConfig` (only without ``config``).
 
     Returns
     -------
     GammaResult
     """
-    if config is None:
-        config = GammaConfig(**kwargs)
-    elif kwargs:
-        raise TypeError(f"pass either config or keyword fields, not both (got {sorted(kwargs)})")
+    from .train import Runtime
+
+    config = GammaConfig() if config is None else config
+    runtime = runtime or Runtime(progress=False)
     if not isinstance(config, GammaConfig):
         raise TypeError(f"config must be a GammaConfig, got {type(config).__name__}")
-    root = Path(root)
-    run = run_or_load(root, config, lambda c: _compute(c, root), force=force)
+    root = Path(runs)
+    run = run_or_load(root, config, lambda c: _compute(c, root, runtime), force=force)
     est, why = _estimates(config, run.records)
     return GammaResult(
         config,
@@ -449,48 +449,53 @@ def measure_gamma(
 
 
 # ----------------------------------------------------------------------------- CLI
+_HELP = {
+    "model": "network (deep.models name)",
+    "data": "dataset (deep.data name)",
+    "batch_size": "SGD batch of the trajectory",
+    "epochs": "length of the trajectory (constant learning rate: the initial phase)",
+    "lr": "learning rate of the trajectory",
+    "snapshots": "trajectory segments (checkpoints along the run)",
+    "n_directions": "random directions per base point",
+    "n_radii": "radii per direction",
+    "n_eval": "training samples in the fixed evaluation batch",
+    "seed": "seed of the run, the evaluation batch and the directions",
+}
+
+
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
-    """Register ``python -m deep gamma``."""
+    """Register ``python -m deep gamma`` (options are fields of GammaConfig)."""
     p = subparsers.add_parser(
         "gamma",
         help="gamma: spread of loss increments ~ distance^gamma",
         description=__doc__.split("\n\n")[0],
     )
-    p.add_argument("--model", default="f1")
-    p.add_argument("--data", default="mnist5k")
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--epochs", type=float, default=2.0)
-    p.add_argument("--lr", type=float, default=0.1)
-    p.add_argument("--snapshots", type=int, default=16)
-    p.add_argument("--directions", type=int, default=32)
-    p.add_argument("--radii", type=int, default=10)
-    p.add_argument("--n-eval", type=int, default=1000)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--data-root", default=None)
-    p.add_argument("--device", default="auto")
-    p.add_argument("--out", default="runs")
+    default = GammaConfig()
+    for name, text in _HELP.items():
+        value = getattr(default, name)
+        kind = str if isinstance(value, str) else type(value)
+        flag = "--" + name.replace("_", "-")
+        aliases = {"n_directions": ["--directions"], "n_radii": ["--radii"]}.get(name, [])
+        p.add_argument(
+            flag, *aliases, dest=name, type=kind, default=value, help=f"{text} (default: {value})"
+        )
+    p.add_argument("--runs", "--out", dest="runs", default="runs", help="folder of run folders")
+    p.add_argument("--data-root", default=None, help="folder of user data files")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    p.add_argument("--json", action="store_true", help="print the measurement as JSON")
     p.set_defaults(func=_main)
     return p
 
 
 def _main(args: argparse.Namespace) -> int:
-    cfg = GammaConfig(
-        model=args.model,
-        data=args.data,
-        data_root=args.data_root,
-        batch_size=args.batch_size,
-        epochs=args.epochs,
-        lr=args.lr,
-        snapshots=args.snapshots,
-        n_directions=args.directions,
-        n_radii=args.radii,
-        n_eval=args.n_eval,
-        seed=args.seed,
-        device=args.device,
-    )
-    out = Path(args.out)
-    result = measure_gamma(out / "gamma", cfg)
-    path = atomic_write_json(out / f"gamma-{args.model}-{args.data}.json", result.as_dict())
+    from .train import Runtime
+
+    cfg = GammaConfig(**{name: getattr(args, name) for name in _HELP})
+    runtime = Runtime(device=args.device, data_root=args.data_root, progress=False)
+    result = measure_gamma(cfg, args.runs, runtime=runtime)
+    if args.json:
+        print(json.dumps(to_jsonable(result.as_dict()), indent=1))
+        return 0
     print(result.table())
-    print(f"written: {path}")
+    print(f"run folder: {result.run.path}")
     return 0

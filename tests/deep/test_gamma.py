@@ -12,6 +12,7 @@ from torch import nn
 from torch.nn.utils import parameters_to_vector
 
 from deep.gamma import GammaConfig, loss_increments, measure_gamma
+from deep.train import Runtime
 from diffusion.metrics import estimate_gamma
 
 TINY = GammaConfig(
@@ -24,8 +25,8 @@ TINY = GammaConfig(
     n_directions=12,
     n_radii=5,
     n_eval=256,
-    device="cpu",
 )
+CPU = Runtime(device="cpu", progress=False)
 
 
 def test_loss_increments_equal_a_direct_float64_computation():
@@ -58,7 +59,7 @@ def measured(tmp_path_factory):
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # module fixtures run before the per-test thread setting
     try:
-        return root, measure_gamma(root, TINY)
+        return root, measure_gamma(TINY, root, runtime=CPU)
     finally:
         torch.set_num_threads(threads)
 
@@ -88,14 +89,14 @@ def test_measurement_records_and_estimates(measured):
     assert res.perturbation_final.gamma == pytest.approx(ref.gamma)
     assert "trajectory" in res.table() and "perturbation_init" in res.table()
     # a finished measurement is reused
-    again = measure_gamma(root, TINY)
+    again = measure_gamma(TINY, root, runtime=CPU)
     assert again.run.path == res.run.path and again.trajectory.gamma == res.trajectory.gamma
 
 
 def test_small_perturbations_give_gamma_one(tmp_path):
     """Where the loss is linear in r (tiny radii), std over directions of g.u r is prop. to r."""
     cfg = dataclasses.replace(TINY, radius_span=(1e-5, 1e-3), snapshots=4, epochs=0.5)
-    res = measure_gamma(tmp_path, cfg)
+    res = measure_gamma(cfg, tmp_path, runtime=CPU)
     for est in (res.perturbation_init, res.perturbation_final):
         assert est.gamma == pytest.approx(1.0, abs=0.02)
 
@@ -107,5 +108,12 @@ def test_config_validation():
         dataclasses.replace(TINY, snapshots=1)
     with pytest.raises(ValueError, match="unknown model"):
         dataclasses.replace(TINY, model="resnet9000")
-    with pytest.raises(TypeError, match="either config or keyword"):
-        measure_gamma("unused", TINY, seed=3)
+    with pytest.raises(TypeError, match="GammaConfig"):
+        measure_gamma({"model": "f1"}, "unused")
+
+
+def test_device_is_not_part_of_the_identity():
+    from diffusion.records import run_dir
+
+    assert run_dir("r", TINY).name.startswith("gamma-")
+    assert not hasattr(TINY, "device") and not hasattr(TINY, "data_root")
