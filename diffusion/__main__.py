@@ -234,8 +234,8 @@ def _running_line(running: dict, limit: float | None) -> str:
     return (
         f"running exponent d log E|x| / d log Gamma: {running['k_eff'][0]:.3g} at Gamma = "
         f"{running['gamma'][0]:.3g} ... {running['k_eff'][-1]:.3g} at "
-        f"{running['gamma'][-1]:.3g}; extrapolated (k_inf + c/Gamma) "
-        f"{running['k_extrapolated']:.4g}, 95% [{lo:.4g}, {hi:.4g}]{target}"
+        f"{running['gamma'][-1]:.3g}; extrapolated (E|x| = C (Gamma + c)^k, c = "
+        f"{running['shift']:.3g}) {running['k_extrapolated']:.4g}, 95% [{lo:.4g}, {hi:.4g}]{target}"
     )
 
 

@@ -290,3 +290,34 @@ def test_type_errors():
         theory.check_dim(2.0)
     with pytest.raises(TypeError, match="temperature"):
         theory.check_temperature("hot")
+
+
+def test_overshoot_constant_is_the_discrete_maximum_deficit():
+    """OVERSHOOT = lim (E max of Brownian motion on [0, n] - E max of its unit-step samples).
+
+    Independent computation: Spitzer's identity gives E max_{k<=n} S_k = sum_k E S_k^+ / k
+    = sum_k k^-1/2 / sqrt(2 pi) for Gaussian steps, and E max_{[0,n]} B = sqrt(2 n / pi);
+    the difference at n = 1e7 (error O(n^-1/2) ~ 1e-4). Mutant caught: zeta(1/2) without the
+    minus sign or the 1/sqrt(2 pi), or a 1/sqrt(pi) (0.824).
+    """
+    n = 10**7
+    k = np.arange(1, n + 1, dtype=float)
+    deficit = math.sqrt(2 * n / math.pi) - np.sum(k**-0.5) / math.sqrt(2 * math.pi)
+    assert theory.OVERSHOOT == pytest.approx(deficit, abs=3e-4)
+    assert theory.OVERSHOOT == pytest.approx(0.5825971579390107, rel=1e-12)
+
+
+def test_finite_gamma_kesten_moments():
+    """The shift Gamma -> Gamma + 2 OVERSHOOT sigma scales E|b| by its square, E b^2 by its 4th.
+
+    Mutant caught: one overshoot instead of two (the maximum's and the minimum's).
+    """
+    g, s = np.array([13.8, 30.0, 69.08]), 2.0
+    f = 1 + 2 * 0.5825971579390107 * s / g
+    np.testing.assert_allclose(theory.kesten_effective_gamma(g, s), g * f, rtol=1e-14)
+    np.testing.assert_allclose(theory.kesten_mean_abs_finite(g, s), 5 / 6 * f**2, rtol=1e-14)
+    np.testing.assert_allclose(theory.kesten_second_moment_finite(g, s), 61 / 45 * f**4, rtol=1e-14)
+    with pytest.raises(ValueError, match="gamma"):
+        theory.kesten_effective_gamma(float("nan"), 1.0)
+    with pytest.raises(ValueError, match="sigma"):
+        theory.kesten_mean_abs_finite(30.0, 0.0)
