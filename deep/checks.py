@@ -131,9 +131,14 @@ class Check:
             )
             return f"log slopes {pairs}"
         if self.name == "adapted_agree":
+            since = (
+                f"within the bound from step {n['agree_from']} on"
+                if n.get("agree_from") is not None
+                else "never within the bound at the end"
+            )
             return (
-                f"largest (max - min)/mean {n['worst']:.3f} at step {n['worst_step']} "
-                f"(at the last common step {n['last']:.3f}); bound {ADAPTED_SPREAD}"
+                f"largest (max - min)/mean {n['worst']:.3f} at step {n['worst_step']}, "
+                f"{n['last']:.3f} at the last common step; {since}; bound {ADAPTED_SPREAD}"
             )
         if self.name == "ra_matches_sb":
             return (
@@ -375,6 +380,12 @@ def adapted_agree(traces: dict[int, Any], t_min: float, per_decade: int = 10) ->
     steps = np.unique(np.round(np.geomspace(t_min, end, n)).astype(int))
     spreads = np.array([spread_at(traces, s) for s in steps])
     worst = int(np.argmax(spreads))
+    outside = np.flatnonzero(spreads > ADAPTED_SPREAD)
+    agree_from = None
+    if outside.size == 0:
+        agree_from = int(steps[0])
+    elif outside[-1] + 1 < steps.size:
+        agree_from = int(steps[outside[-1] + 1])
     numbers = {
         "batch_sizes": sorted(traces),
         "steps": steps.tolist(),
@@ -382,5 +393,6 @@ def adapted_agree(traces: dict[int, Any], t_min: float, per_decade: int = 10) ->
         "worst": float(spreads[worst]),
         "worst_step": int(steps[worst]),
         "last": float(spreads[-1]),
+        "agree_from": agree_from,
     }
     return Check("adapted_agree", bool(spreads.max() <= ADAPTED_SPREAD), rule, numbers)

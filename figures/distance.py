@@ -148,7 +148,12 @@ def draw(result: DistanceResult):
                 0.04,
                 f"largest (max-min)/mean past step {result.t_min}: {100 * n['worst']:.0f}% "
                 f"(step {n['worst_step']})\nat the last step: {100 * n['last']:.0f}%; "
-                f"bound 15%: {'PASS' if agree.passed else 'FAIL'}",
+                + (
+                    f"within 15% from step {n['agree_from']} on"
+                    if n.get("agree_from") is not None
+                    else "not within 15% at the end"
+                )
+                + f"\nevery step within 15%: {'PASS' if agree.passed else 'FAIL'}",
                 transform=bx.transAxes,
                 ha="right",
                 va="bottom",

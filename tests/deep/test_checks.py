@@ -135,6 +135,9 @@ def test_adapted_agree_compares_every_common_step():
     check = adapted_agree(apart, t_min=10)
     assert check.passed is False and check.numbers["last"] < ADAPTED_SPREAD
     assert 60 <= check.numbers["worst_step"] <= 160
+    # the bulge has died down well before the end: the curves agree from some step on
+    assert 200 <= check.numbers["agree_from"] < 2000
+    assert adapted_agree(same, t_min=10).numbers["agree_from"] == 10
     assert adapted_agree({32: Trace(t, base)}, t_min=10).passed is None
 
 
