@@ -20,7 +20,6 @@ import io
 import json
 import math
 import os
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +38,7 @@ from .profiles import (
     get_profile,
     regime_settings,
 )
+from .sweep import add_backend_arguments, train_many
 
 __all__ = [
     "Cell",
@@ -265,8 +265,6 @@ def table_configs(
     profile: Profile,
     seeds: tuple[int, ...],
     *,
-    data_root: str | None = None,
-    device: str | None = None,
     overrides: dict[str, Any] | None = None,
     control: bool | None = None,
 ) -> list[tuple[Recipe, str, int, Any]]:
@@ -278,10 +276,6 @@ def table_configs(
         Rows and columns.
     seeds : tuple of int
         Seeds of every cell.
-    data_root : str, optional
-        Folder of user-supplied data files.
-    device : str, optional
-        Overrides the profile's device.
     overrides : dict, optional
         Further ``TrainConfig`` fields applied to every run (e.g. ``max_steps`` for a smoke
         test, ``trace_per_decade``).
@@ -318,16 +312,8 @@ def final_accuracy(summary: dict) -> float:
     raise KeyError(f"run summary has no final validation accuracy: keys {sorted(summary)}")
 
 
-def _train_one(
-    config: Any, root: str, threads: int, runtime: Any
-) -> tuple[str, float, int, int, float]:
-    import torch
-
-    from .train import train
-
-    if threads > 0:
-        torch.set_num_threads(threads)
-    run = train(config, root, runtime=runtime)
+def _cell_result(run: Any) -> tuple[str, float, int, int, float]:
+    """``(run folder, final val accuracy %, steps, n_val, epochs)`` of a finished run."""
     summary = run.summary
     return (
         str(run.path),
@@ -383,6 +369,8 @@ def run_table(
     write: bool = True,
     control: bool | None = None,
     progress: bool = False,
+    backend: str = "loky",
+    scheduler: str | None = None,
 ) -> TableResult:
     """Run (or reuse) every cell of a profile's table and write it.
 
@@ -415,6 +403,9 @@ def run_table(
         profile's setting by default.
     progress : bool
         Print one line per finished run (runs done, elapsed, estimated time left) to stderr.
+    backend, scheduler : str
+        Where the runs execute (:func:`deep.sweep.train_many`): ``"loky"`` processes here, or
+        ``"dask"`` workers (a local cluster, or the scheduler at ``scheduler``).
 
     Returns
     -------
@@ -426,16 +417,22 @@ def run_table(
         raise ValueError(f"n_jobs must be a positive int, got {n_jobs!r}")
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
-    configs = table_configs(
-        prof, seed_list, data_root=data_root, device=device, overrides=overrides, control=control
-    )
+    configs = table_configs(prof, seed_list, overrides=overrides, control=control)
     start = time.perf_counter()
     order = sorted(range(len(configs)), key=lambda i: -_cost(configs[i][3], configs[i][0]))
     from .train import Runtime
 
     runtime = Runtime(device=device or prof.device, data_root=data_root, progress=False)
-    results = _train_all([configs[i][3] for i in order], root, n_jobs, progress, runtime)
-    results = dict(zip(order, results, strict=True))
+    runs = train_many(
+        [configs[i][3] for i in order],
+        root,
+        runtime=runtime,
+        n_jobs=n_jobs,
+        label="table" if progress else None,
+        backend=backend,
+        scheduler=scheduler,
+    )
+    results = {i: _cell_result(run) for i, run in zip(order, runs, strict=True)}
     wall = time.perf_counter() - start
 
     def cell(recipe: Recipe, regime: str) -> Cell | None:
@@ -465,40 +462,6 @@ def run_table(
             result.profile, result.description, result.rows, result.regimes, files, wall
         )
     return result
-
-
-def _train_all(configs: list, root: Path, n_jobs: int, progress: bool, runtime: Any) -> list:
-    """Train (or reuse) ``configs`` in order, ``n_jobs`` at a time, reporting progress."""
-    total, start = len(configs), time.perf_counter()
-
-    def report(done: int, result: tuple) -> None:
-        if not progress:
-            return
-        elapsed = time.perf_counter() - start
-        eta = elapsed / done * (total - done)
-        print(
-            f"[table] {done}/{total} runs done ({elapsed:.0f} s, about {eta:.0f} s left); "
-            f"last: {Path(result[0]).name} val acc {result[1]:.2f}",
-            file=sys.stderr,
-            flush=True,
-        )
-
-    if n_jobs == 1:
-        out = []
-        for c in configs:
-            out.append(_train_one(c, str(root), 0, runtime))
-            report(len(out), out[-1])
-        return out
-    from joblib import Parallel, delayed
-
-    threads = max(1, (os.cpu_count() or 1) // n_jobs)
-    out = []
-    for res in Parallel(n_jobs=n_jobs, return_as="generator")(
-        delayed(_train_one)(c, str(root), threads, runtime) for c in configs
-    ):
-        out.append(res)
-        report(len(out), res)
-    return out
 
 
 # ----------------------------------------------------------------------------- writers
@@ -633,6 +596,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         action="store_true",
         help="skip SB at twice the epochs (the control of sb_converged)",
     )
+    add_backend_arguments(p)
     p.add_argument("--json", action="store_true", help="print table.json instead of markdown")
     p.set_defaults(func=_main)
     return p
@@ -675,6 +639,8 @@ def _main(args: argparse.Namespace) -> int:
         overrides=overrides,
         control=False if args.no_control else None,
         progress=True,
+        backend=args.backend,
+        scheduler=args.scheduler,
     )
     if args.json:
         print(json.dumps(result.as_dict(), indent=1))
