@@ -39,10 +39,10 @@ from typing import Any, ClassVar
 import numpy as np
 
 from diffusion.metrics import GrowthFit, Trace, fit_growth
-from diffusion.records import Run, load_run, run_dir, save_run
+from diffusion.records import Run, load_run
 
 from .checks import Check, adapted_agree, log_law, slope_decreases
-from .sweep import add_backend_arguments, train_many
+from .sweep import add_backend_arguments, save_sweep, train_many
 
 __all__ = [
     "DistanceConfig",
@@ -501,24 +501,13 @@ def run_distance(
         adapted[b] = Trace(tr.t, tr.distance)
         adapted_runs[b] = str(run.path)
     result = DistanceResult(config, equal, adapted, adapted_runs)
-    path = run_dir(runs, config)
-    if force or not _finished(path):
-        if int(os.environ.get("RANK", "0")) == 0:
-            save_run(runs, config, result.records(), result.as_dict())
+    path = save_sweep(runs, config, result.records(), result.as_dict(), force=force)
     return DistanceResult(config, equal, adapted, adapted_runs, str(path))
 
 
 def load_distance(path: str | os.PathLike) -> dict:
     """The ``summary.json`` of a finished sweep folder (fits and checks, no training)."""
     return load_run(path).summary
-
-
-def _finished(path: Path) -> bool:
-    try:
-        load_run(path)
-    except FileNotFoundError:
-        return False
-    return True
 
 
 # ----------------------------------------------------------------------------- CLI

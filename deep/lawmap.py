@@ -31,10 +31,10 @@ from typing import Any, ClassVar
 import numpy as np
 
 from diffusion.metrics import Trace, fit_growth
-from diffusion.records import Run, load_run, run_dir, save_run
+from diffusion.records import Run
 
 from .checks import Check, log_law
-from .sweep import add_backend_arguments, train_many
+from .sweep import add_backend_arguments, save_sweep, train_many
 
 __all__ = [
     "LawMapConfig",
@@ -385,13 +385,7 @@ def run_lawmap(
         for settings, run in zip(config.cells(), trained, strict=True)
     )
     result = LawMapResult(config, cells)
-    path = run_dir(runs, config)
-    try:
-        finished = not force and load_run(path) is not None
-    except FileNotFoundError:
-        finished = False
-    if not finished and int(os.environ.get("RANK", "0")) == 0:
-        save_run(runs, config, result.records(), result.as_dict())
+    path = save_sweep(runs, config, result.records(), result.as_dict(), force=force)
     return LawMapResult(config, cells, str(path))
 
 

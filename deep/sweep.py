@@ -23,9 +23,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from diffusion.records import Run
+from diffusion.records import IncompleteRunError, Run, load_run, run_dir, save_run, to_jsonable
 
-__all__ = ["BACKENDS", "train_many", "parallel_backend", "add_backend_arguments"]
+__all__ = ["BACKENDS", "train_many", "parallel_backend", "add_backend_arguments", "save_sweep"]
 
 BACKENDS = ("loky", "dask")
 """joblib backends a sweep can run on."""
@@ -163,3 +163,25 @@ def add_backend_arguments(parser: Any) -> None:
         default=None,
         help="dask scheduler address, e.g. tcp://host:8786 (default: a local cluster)",
     )
+
+
+def save_sweep(
+    runs: str | os.PathLike, config: Any, records: dict, summary: dict, *, force: bool = False
+) -> Path:
+    """Write a sweep's own run folder unless it already holds exactly this summary.
+
+    A sweep's summary is derived from its training runs (fits and checks), so it is rewritten
+    whenever it would read differently -- for instance after the checks gained a number --
+    and left alone otherwise (``force`` rewrites it anyway). Only rank 0 writes under
+    ``torchrun``.
+    """
+    path = run_dir(runs, config)
+    if int(os.environ.get("RANK", "0")) != 0:
+        return path
+    try:
+        if not force and load_run(path).summary == to_jsonable(summary, "summary"):
+            return path
+    except IncompleteRunError:
+        pass
+    save_run(runs, config, records, summary)
+    return path
