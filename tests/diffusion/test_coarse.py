@@ -190,20 +190,32 @@ def test_polylog_exponent_is_two_over_a_wide_window_and_approaches_it(sinai_1e30
 
 
 def test_fbm_exponent_follows_one_over_hurst():
-    # E|x| ~ (log t)^(1/H): by self-similarity of fBm exact once (Gamma/sigma)^(1/H) >> 1 site;
-    # at finite Gamma the lattice and the O(1/Gamma) corrections hold the exponent below 1/H
-    ks = {}
+    """E|x| ~ (log t)^(1/H): the finite-Gamma exponent falls with H; its extrapolation hits 1/H.
+
+    By self-similarity of fBm the law is exact once (Gamma/sigma)^(1/H) >> 1 site; at finite
+    Gamma the lattice holds the fitted exponent below 1/H. Two-sided: for H = 0.5 and 0.7
+    the extrapolation of E|x| = C (Gamma + c)^k (bootstrap 95% interval, measured
+    [1.60, 2.39] and [1.16, 1.65]) contains 1/H and is narrower than 1; for H = 0.3 and 0.9
+    120 environments leave it too wide to say more. Mutant caught (run once): a walker on
+    an fBm path of Hurst 1 - H (H = 0.7 gives 1/0.3 = 3.3, outside [1.16, 1.65]).
+    """
+    from diffusion.experiments import _running_exponent
+
+    ks, limits = {}, {}
     for hurst, g_max in ((0.3, 10.0), (0.5, 30.0), (0.7, 30.0), (0.9, 30.0)):
         gammas = np.round(np.geomspace(3.0, g_max, 12), 2)
         res = coarse_walk(120, gammas, kind="fbm", hurst=hurst, seed=31)
         assert res.n_extended <= 3
         ks[hurst] = res.exponent_interval(5.0, offset=False, statistic="mean_abs", n_boot=30)
+        limits[hurst] = _running_exponent(res.positions.T, gammas, seed=0)
     k = [ks[h].k for h in (0.3, 0.5, 0.7, 0.9)]
     assert k[0] > k[1] > k[2] > k[3]  # the exponent falls with H...
     assert ks[0.9].ci[0] < 1 / 0.9 < ks[0.9].ci[1] and ks[0.9].k < 1.4  # ...toward the seed's 1
     for h, est in ks.items():
         assert est.ci[0] < 1 / h  # approached from below
-        assert est.k > 0.7 / h
+    for h in (0.5, 0.7):
+        lo, hi = limits[h]["k_extrapolated_interval"]
+        assert lo < 1 / h < hi and hi - lo < 1.0
 
 
 def test_log_time_trace_is_the_polylog_law():

@@ -137,8 +137,26 @@ def test_exception_during_write_leaves_no_partial_file(tmp_path, monkeypatch):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.npz"]  # temp file cleaned
 
 
+def _assert_whole_files(path: Path) -> None:
+    """Every visible file of a run folder parses completely (no half-written final name)."""
+    for name in ("config.json", "summary.json"):
+        if (path / name).exists():
+            json.loads((path / name).read_text())
+    if (path / "records.npz").exists():
+        with np.load(path / "records.npz", allow_pickle=False) as npz:
+            for key in npz.files:
+                assert npz[key].size >= 0  # reads every array in full
+
+
 def test_killed_writer_leaves_previous_run_or_none(tmp_path):
-    """SIGKILL a real process while it rewrites a large run: never a half run that loads."""
+    """SIGKILL a real process while it rewrites a large run: never a half run that loads.
+
+    Checked after every kill, whichever state it lands in (the old test checked nothing but
+    leftovers when every kill gave IncompleteRunError): each file under its final name is
+    whole, a run that loads is self-consistent, and run_or_load recovers a complete run.
+    Mutant caught (run once): npz written straight to its final name (no temp + replace):
+    a kill mid-write leaves a truncated records.npz that fails to load.
+    """
     script = textwrap.dedent(
         f"""
         import sys
@@ -170,16 +188,20 @@ def test_killed_writer_leaves_previous_run_or_none(tmp_path):
         time.sleep(delay)
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
+        # whatever the moment of the kill, every file under its final name is whole
+        _assert_whole_files(first.path)
         try:
             run = load_run(first.path)
         except IncompleteRunError:
-            continue  # "none": acceptable, and run_or_load will recompute
-        # a run that loads is complete and self-consistent
-        assert run.summary in ({"n": 1}, first.summary)
-        if run.summary == {"n": 1}:
-            assert run.records["big"].shape == (3_000_000,)
-        else:
-            assert "big" not in run.records
+            run = None  # "none": acceptable, and run_or_load recomputes (checked below)
+        if run is not None:  # a run that loads is complete and self-consistent
+            assert run.summary in ({"n": 1}, first.summary)
+            if run.summary == {"n": 1}:
+                assert run.records["big"].shape == (3_000_000,)
+            else:
+                assert "big" not in run.records
+        recovered = run_or_load(tmp_path, DemoConfig(), _compute)
+        assert load_run(recovered.path).summary == recovered.summary
     leftovers = [p for p in first.path.iterdir() if p.suffix == ".tmp"]
     # a SIGKILL can leave a temporary file behind; it is never mistaken for a result
     for p in leftovers:

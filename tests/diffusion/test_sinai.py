@@ -52,6 +52,14 @@ def test_direct_growth_is_log_squared(sinai_sigma2):
 
 
 def test_direct_scaled_position_follows_kesten(sinai_sigma2):
+    """sigma^2 x / (log t)^2 of the direct walker at t = 1e6 follows Kesten's law.
+
+    No allowance beyond 3 standard errors (measured E|b| = 0.847 +- 0.059): at Gamma = 13.8
+    with sigma/T = 2 the walker's lag in time and the lattice overshoot happen to cancel
+    (the coarse walker's overshoot correction alone would give 0.62; it is not for direct
+    walks). Mutants caught (run once each): a sqrt(2) in the normalisation of b (E|b|
+    1.198 or 0.599), a missing factor 2 in sigma^2 (1.69 or 0.42).
+    """
     theory_summary = sinai_sigma2.summary["theory"]
     n = N_ENVS
     assert theory_summary["kesten_ks_statistic"] < 1.63 / math.sqrt(n)  # 1% critical value
@@ -59,14 +67,18 @@ def test_direct_scaled_position_follows_kesten(sinai_sigma2):
     b = pos * 4.0 / math.log(1e6) ** 2
     assert np.mean(np.abs(b)) == pytest.approx(theory_summary["kesten_mean_abs_measured"])
     se = np.std(np.abs(b), ddof=1) / math.sqrt(n)
-    assert (
-        abs(np.mean(np.abs(b)) - 5 / 6) < 3 * se + 0.15
-    )  # 0.15: the O(1/Gamma) lag at Gamma = 13.8
+    assert abs(np.mean(np.abs(b)) - 5 / 6) < 3 * se
 
 
 def test_direct_and_coarse_agree_on_the_same_environments():
-    # same landscapes for both methods; the coarse walker sits at the bottom of the
-    # renormalised valley with Gamma = log t
+    """Same landscapes for both methods; the coarse walker sits at the bottom of its valley.
+
+    Per environment, 62% of the direct walkers (124/200) are within 0.1 Gamma^2/sigma^2
+    sites of the predicted bottom: the rest lag in the valley before (Gamma = log t is right
+    to O(1) only). The bound 0.517 is 3 binomial sd below 0.62. Mutant caught (run once): the
+    bottom of the neighbouring valley (one valley shifted) gets 1.5%. Not caught: Gamma off
+    by one unit (57.5%) -- 200 environments cannot tell it.
+    """
     sigma, t = 2.0, 10**6
     seeds = np.random.SeedSequence(5).spawn(N_ENVS)
     pots = [brownian_potential(4001, sigma, seed=s) for s in seeds]
@@ -81,7 +93,8 @@ def test_direct_and_coarse_agree_on_the_same_environments():
     two = stats.ks_2samp(direct, coarse)
     assert two.statistic < 1.63 * math.sqrt(2 / N_ENVS)  # 1% critical value, two samples
     # per environment, the walker is mostly in the predicted valley's neighbourhood
-    assert np.mean(np.abs(direct - coarse) <= 0.1 * math.log(t) ** 2 / sigma**2) > 0.4
+    near = np.mean(np.abs(direct - coarse) <= 0.1 * math.log(t) ** 2 / sigma**2)
+    assert near > 0.62 - 3 * math.sqrt(0.62 * 0.38 / N_ENVS)
 
 
 def test_moments_rise_toward_kesten_with_weak_disorder():
