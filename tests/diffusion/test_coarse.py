@@ -196,8 +196,10 @@ def test_fbm_exponent_follows_one_over_hurst():
     Gamma the lattice holds the fitted exponent below 1/H. Two-sided: for H = 0.5 and 0.7
     the extrapolation of E|x| = C (Gamma + c)^k (bootstrap 95% interval, measured
     [1.60, 2.39] and [1.16, 1.65]) contains 1/H and is narrower than 1; for H = 0.3 and 0.9
-    120 environments leave it too wide to say more. Mutant caught (run once): a walker on
-    an fBm path of Hurst 1 - H (H = 0.7 gives 1/0.3 = 3.3, outside [1.16, 1.65]).
+    120 environments leave it too wide to say more. Mutant run once: an fBm path of Hurst
+    1 - H is caught, but by the window check (``n_extended`` 135 > 3), before the exponents;
+    an extrapolation with c fixed at 0 is caught by
+    test_running_exponent_extrapolates_to_the_limit.
     """
     from diffusion.experiments import _running_exponent
 
