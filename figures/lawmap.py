@@ -43,7 +43,7 @@ SETTINGS = {
     ),
 }
 
-_SHORT = {"log": "log", "polylog": "polylog", "power": "power", "power_offset": "power+c"}
+_SHORT = {"log": "log", "polylog": "polylog", "power": "t^nu", "power_offset": "c+t^nu"}
 
 
 def compute(profile: str, runs: Path) -> LawMapResult:
@@ -64,19 +64,21 @@ def _label(cell) -> str:
     if cell.train_acc < COLLAPSED_ACCURACY:
         return f"collapsed\ntrain {100 * cell.train_acc:.0f}%"
     if cell.best in ("power", "power_offset"):
+        name = r"$t^\nu$" if cell.best == "power" else r"$c+t^\nu$"
         exponent = rf"$\nu$={cell.nu:.2f}" if np.isfinite(cell.nu) else ""
     elif cell.best == "polylog":
+        name = r"$(\log t)^k$"
         exponent = f"k={cell.k:.2f}" if np.isfinite(cell.k) else ""
     else:
-        exponent = ""
-    return f"{_SHORT.get(cell.best, cell.best)} {exponent}\ntrain {100 * cell.train_acc:.0f}%"
+        name, exponent = cell.best, ""
+    return f"{name}\n{exponent}\ntrain {100 * cell.train_acc:.0f}%"
 
 
 def draw(result: LawMapResult):
     """The panels; returns ``(fig, arrays)``."""
     c = result.config
     bns, wds = c.batch_norm, c.weight_decays
-    fig, axes = style.new_figure(len(bns), len(wds), width="page", aspect=0.35 * len(wds))
+    fig, axes = style.new_figure(len(bns), len(wds), width="page", aspect=0.3 * len(wds))
     norm = LogNorm(vmin=1, vmax=1000)
     cmap = "Greys"
     arrays: dict[str, np.ndarray] = {
@@ -93,7 +95,7 @@ def draw(result: LawMapResult):
                     continue
                 x, y = c.datasets.index(cell.dataset), c.lrs.index(cell.lr)
                 grid[y, x] = cell.delta_bic_log
-                ax.text(x, y, _label(cell), ha="center", va="center", fontsize=5.5,
+                ax.text(x, y, _label(cell), ha="center", va="center", fontsize=5,
                         color="black" if not np.isfinite(cell.delta_bic_log)
                         or cell.delta_bic_log < 100 else "white")  # fmt: skip
                 if cell.log_law.passed:
@@ -103,18 +105,21 @@ def draw(result: LawMapResult):
             ax.set_xticks(range(len(c.datasets)), [f"{c.epochs(d):g}" for d in c.datasets])
             ax.set_yticks(range(len(c.lrs)), [f"{lr:g}" for lr in c.lrs])
             ax.grid(False)
-            ax.set_xlabel(f"epochs in {c.steps} steps (data size {', '.join(c.datasets)})",
-                          fontsize=6)  # fmt: skip
-            ax.set_ylabel("learning rate")
-            ax.set_title(f"batch norm {'on' if bn else 'off'}, weight decay {wd:g}")
+            if i == len(bns) - 1:
+                ax.set_xlabel(f"epochs in {c.steps} steps")
+            if j == 0:
+                ax.set_ylabel("learning rate")
+            ax.set_title(f"BN {'on' if bn else 'off'}, weight decay {wd:g}", fontsize=7)
             arrays[f"bn{int(bn)}.wd{wd:g}.delta_bic_log"] = grid
     if image is not None:
         bar = fig.colorbar(image, ax=axes.ravel().tolist(), shrink=0.8)
         bar.set_label(r"$\Delta$BIC of $a+b\log t$ (clipped to [1, 1000])")
     n_log = len(result.log_cells)
+    sizes = ", ".join(c.datasets)
     fig.suptitle(
-        f"||w_t - w_0|| over {c.steps} SGD steps (B={c.batch_size}, fit t >= {c.t_min}): "
-        f"the log law holds in {n_log} of {len(result.cells)} cells (framed)",
+        f"||w_t - w_0|| over {c.steps} SGD steps of an MNIST-1D MLP (B={c.batch_size}, fit "
+        f"t >= {c.t_min}; data {sizes}): the log law holds in {n_log} of {len(result.cells)} "
+        "cells (framed)",
         fontsize=7,
     )
     return fig, arrays

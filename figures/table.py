@@ -163,13 +163,28 @@ def draw(result: TableResult):
             )
             hi = max(hi, max(paper))
             ax.legend(loc="upper left", fontsize=6)
+        labels = [SHORT[g] for g in result.regimes]
+        if row.control is not None:  # SB trained twice as long: the control of sb_converged
+            xc = len(result.regimes)
+            ctrl = row.control
+            ax.bar(xc, ctrl.mean - bottom, bottom=bottom, color="white", edgecolor=colors[0],
+                   hatch="///", width=0.7, yerr=ctrl.std, capsize=2.5)  # fmt: skip
+            ax.plot(np.full(len(ctrl.accuracies), xc), ctrl.accuracies, "o", color="black", ms=2)
+            labels.append(f"SB\n{ctrl.epochs:g} ep")
+            lo, hi = min(lo, min(ctrl.accuracies)), max(hi, max(ctrl.accuracies))
+        verdicts = "; ".join(
+            f"{name} {dict([(True, 'pass'), (False, 'FAIL'), (None, 'n/j')])[c.passed]}"
+            for name, c in row.checks.items()
+        )
         ax.set_ylim(bottom, hi + 2 * pad)
-        ax.set_xticks(x, [SHORT[g] for g in result.regimes])
+        ax.set_xticks(range(len(labels)), labels)
         ax.grid(axis="x", visible=False)
         r = row.recipe
         seeds = len(cells[0].accuracies)
         ax.set_title(
             f"{r.name} on {r.data}: $B_S$={r.small_batch}, $B_L$={r.large_batch} ({seeds} seeds)"
+            f"\n{verdicts}",
+            fontsize=7,
         )
         ax.set_ylabel("validation accuracy (%)")
         ax.set_xlabel("regime (bars from the axis floor; dots: single seeds)")
