@@ -45,7 +45,7 @@ import time
 import zipfile
 from collections.abc import Callable
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import ClassVar
 
@@ -218,6 +218,7 @@ class TrainConfig:
     bn_mode: str = "replica"
 
     def __post_init__(self) -> None:
+        _plain_scalars(self)
         if self.model not in MODELS:
             raise ValueError(f"unknown model {self.model!r}; valid names are {sorted(MODELS)}")
         if self.data not in DATASETS:
@@ -280,6 +281,17 @@ def _world_size_from_env() -> int:
         raise ValueError(
             f"environment variable WORLD_SIZE must be an integer, got {text!r}"
         ) from None
+
+
+def _plain_scalars(config: object) -> None:
+    """Replace numpy scalars in a frozen config's fields by Python ints and floats."""
+    for f in fields(config):
+        value = getattr(config, f.name)
+        if isinstance(value, tuple):
+            value = tuple(v.item() if isinstance(v, np.generic) else v for v in value)
+        elif isinstance(value, (np.integer, np.floating)):
+            value = value.item()
+        object.__setattr__(config, f.name, value)
 
 
 def _check_int(name: str, value: object, low: int) -> None:

@@ -287,6 +287,15 @@ def test_bad_config(change, match):
         TrainConfig(**{**SMALL, **change})
 
 
+def test_numpy_scalars_make_the_same_config():
+    """np.int64(100) from a numpy sweep names the same run as 100 (it was rejected before)."""
+    from diffusion.records import config_hash
+
+    cfg = TrainConfig(**{**SMALL, "batch_size": np.int64(100), "lr": np.float32(0.5)})
+    assert cfg == TrainConfig(**{**SMALL, "lr": 0.5}) and type(cfg.batch_size) is int
+    assert config_hash(cfg) == config_hash(TrainConfig(**{**SMALL, "lr": 0.5}))
+
+
 def test_model_and_data_shapes_must_agree(tmp_path):
     with pytest.raises(ValueError, match=r"takes samples of shape \(3, 32, 32\)"):
         train(TrainConfig(**{**SMALL, "model": "c1"}), tmp_path, runtime=CPU)
