@@ -12,26 +12,33 @@ Remainder
     into the last ghost batch, so every ghost batch holds between ``ghost_size`` and
     ``2 ghost_size - 1`` samples (no tiny ghost batch with a meaningless variance). When
     ``ghost_size >= N`` the layer is exactly :class:`torch.nn.BatchNorm1d`/``2d``.
-Running statistics
-    Updated once per training step (not once per ghost batch) with the usual exponential
+Running statistics (``running_stats``)
+    ``"mean"`` (the default): updated once per training step with the usual exponential
     average, ``r <- (1 - m) r + m s``, where ``s`` is the size-weighted mean over the ghost
     batches of their means (for ``running_mean``) and of their unbiased variances (for
     ``running_var``). With one ghost batch this is nn.BatchNorm's own update; with equal
     ghost batches the mean is the batch mean and the variance is the average within-ghost
-    variance, i.e. the variance the layer actually normalised with.
+    variance, i.e. the variance the layer actually normalised with. ``num_batches_tracked``
+    counts steps.
+    ``"sequential"``: the paper's Algorithm 1 and the authors' code (a stock BatchNorm run on
+    each chunk): one update ``r <- (1 - m) r + m s_j`` per ghost batch ``j``, in order, and
+    ``num_batches_tracked`` counts ghost batches. With momentum ``m`` and ``k`` ghost batches
+    per step the oldest statistics fade as ``(1 - m)^k`` per step instead of ``1 - m``; the
+    buffers end up dominated by the last ghost batches of the last step.
 Distributed training
     Each replica's layer sees only its local batch, so under DDP the ghost size is per replica.
 
 Strategies
 ----------
-``"loop"`` runs the fused batch-norm kernel once per ghost batch (each call writes the ghost
-batch's statistics into a scratch row, never touching the running buffers). On CPU this costs
-about as much as one plain batch norm, while reshaping to ``(k, g, C, ...)`` and reducing
-with generic tensor ops costs several times more. On a GPU the loop launches ``k`` small
-kernels per layer, which the reshape (``"vectorized"``) removes. ``"auto"`` picks ``"loop"``
-on CPU and ``"vectorized"`` on CUDA; :func:`measure_strategies` times both on the machine at
-hand (pass the faster one as ``strategy``), and ``benchmarks/bench_deep.py`` compares them
-with plain batch norm and the authors' per-chunk scheme.
+``"loop"`` runs the native batch-norm kernel once per ghost batch inside one autograd
+function: each call writes its slice of a preallocated output (forward) and of the input
+gradient (backward), and the ghost batch's mean and unbiased variance into a scratch row
+(never the running buffers). Compared with ``F.batch_norm`` per chunk and ``torch.cat`` it
+saves the concatenation copy, one autograd node per chunk and the split of the gradient;
+on CPU it costs about as much as one plain batch norm (``benchmarks/bench_deep.py``). On a
+GPU the loop launches ``k`` small kernels per layer, which the reshape (``"vectorized"``:
+``(k, g, C, ...)`` reduced with tensor ops) removes. ``"auto"`` picks ``"loop"`` on CPU and
+``"vectorized"`` on CUDA; :func:`measure_strategies` times both on the machine at hand.
 """
 
 from __future__ import annotations
@@ -39,7 +46,6 @@ from __future__ import annotations
 import time
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
@@ -49,10 +55,12 @@ __all__ = [
     "GhostBatchNorm2d",
     "convert_to_ghost",
     "STRATEGIES",
+    "RUNNING_STATS",
     "ghost_sizes",
 ]
 
 STRATEGIES = ("auto", "loop", "vectorized")
+RUNNING_STATS = ("mean", "sequential")
 
 
 def _check_ghost_size(ghost_size: object) -> int:
@@ -65,6 +73,12 @@ def _check_strategy(strategy: object) -> str:
     if strategy not in STRATEGIES:
         raise ValueError(f"strategy must be one of {STRATEGIES}, got {strategy!r}")
     return str(strategy)
+
+
+def _check_running_stats(rule: object) -> str:
+    if rule not in RUNNING_STATS:
+        raise ValueError(f"running_stats must be one of {RUNNING_STATS}, got {rule!r}")
+    return str(rule)
 
 
 def ghost_sizes(batch: int, ghost_size: int) -> list[int]:
@@ -83,6 +97,68 @@ def ghost_sizes(batch: int, ghost_size: int) -> list[int]:
     return sizes
 
 
+def _opmath(dtype: torch.dtype) -> torch.dtype:
+    """The dtype the native kernel saves its per-batch statistics in (float32 for halves)."""
+    return torch.promote_types(dtype, torch.float32)
+
+
+class _GhostLoop(torch.autograd.Function):
+    """Ghost batches through the native batch-norm kernels, written into one output.
+
+    Forward: ``native_batch_norm.out`` on each consecutive slice of ``sizes`` rows writes
+    the slice of ``y``, the ghost batch's mean and inverse std (saved for backward), and,
+    with momentum 1, its mean and unbiased variance into the scratch rows ``means[j]`` and
+    ``variances[j]``. Backward: ``native_batch_norm_backward.out`` per slice writes the slice
+    of the input gradient and one row of the weight and bias gradients, summed at the end.
+    """
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, sizes, eps, means, variances):
+        k, c = len(sizes), x.shape[1]
+        y = torch.empty_like(x)
+        save_mean = x.new_empty((k, c), dtype=_opmath(x.dtype))
+        save_invstd = torch.empty_like(save_mean)
+        start = 0
+        for j, n in enumerate(sizes):
+            rows = slice(start, start + n)
+            torch.ops.aten.native_batch_norm.out(
+                x[rows], weight, bias, means[j], variances[j], True, 1.0, eps,
+                out=y[rows], save_mean=save_mean[j], save_invstd=save_invstd[j],
+            )  # fmt: skip
+            start += n
+        ctx.save_for_backward(x, weight, save_mean, save_invstd)
+        ctx.sizes, ctx.eps = sizes, eps
+        return y
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, dy):
+        x, weight, save_mean, save_invstd = ctx.saved_tensors
+        dy = dy.contiguous(memory_format=_memory_format(x))
+        k, c = len(ctx.sizes), x.shape[1]
+        affine = weight is not None
+        dx = torch.empty_like(x)
+        dw = x.new_empty((k, c), dtype=weight.dtype if affine else x.dtype)
+        db = torch.empty_like(dw)
+        start = 0
+        for j, n in enumerate(ctx.sizes):
+            rows = slice(start, start + n)
+            torch.ops.aten.native_batch_norm_backward.out(
+                dy[rows], x[rows], weight, None, None, save_mean[j], save_invstd[j], True,
+                ctx.eps, [True, affine, affine], out0=dx[rows], out1=dw[j], out2=db[j],
+            )  # fmt: skip
+            start += n
+        dweight = dw.sum(0) if affine else None
+        dbias = db.sum(0) if affine else None
+        return dx, dweight, dbias, None, None, None, None
+
+
+def _memory_format(x: torch.Tensor) -> torch.memory_format:
+    if x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last):
+        return torch.channels_last
+    return torch.contiguous_format
+
+
 class _GhostBatchNorm(_BatchNorm):
     """Shared implementation; the subclasses only fix the accepted input dimensions."""
 
@@ -97,25 +173,23 @@ class _GhostBatchNorm(_BatchNorm):
         strategy: str = "auto",
         device=None,
         dtype=None,
+        running_stats: str = "mean",
     ) -> None:
         super().__init__(num_features, eps, momentum, affine, track_running_stats, device, dtype)
         self.ghost_size = _check_ghost_size(ghost_size)
         self.strategy = _check_strategy(strategy)
+        self.running_stats = _check_running_stats(running_stats)
 
     def extra_repr(self) -> str:
-        return f"{super().extra_repr()}, ghost_size={self.ghost_size}, strategy={self.strategy}"
+        return (
+            f"{super().extra_repr()}, ghost_size={self.ghost_size}, strategy={self.strategy}, "
+            f"running_stats={self.running_stats}"
+        )
 
     def _resolved_strategy(self, x: torch.Tensor) -> str:
         if self.strategy != "auto":
             return self.strategy
         return "vectorized" if x.is_cuda else "loop"
-
-    def _average_factor(self) -> float:
-        """The exponential-average factor; advances ``num_batches_tracked`` as nn.BatchNorm."""
-        self.num_batches_tracked.add_(1)
-        if self.momentum is None:
-            return 1.0 / float(self.num_batches_tracked)
-        return self.momentum
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self._check_input_dim(x)
@@ -129,27 +203,46 @@ class _GhostBatchNorm(_BatchNorm):
             y, means, variances = self._forward_vectorized(x, sizes)
         if self.track_running_stats and self.running_mean is not None:
             with torch.no_grad():
-                weights = torch.tensor(sizes, dtype=means.dtype, device=means.device) / n
-                factor = self._average_factor()
-                self.running_mean.mul_(1 - factor).add_(factor * (weights @ means))
-                self.running_var.mul_(1 - factor).add_(factor * (weights @ variances))
+                self._update_running_stats(sizes, means, variances)
         return y
 
+    def _update_running_stats(
+        self, sizes: list[int], means: torch.Tensor, variances: torch.Tensor
+    ) -> None:
+        """Fold the ghost statistics (rows, in batch order) into the running buffers."""
+        k = len(sizes)
+        tracked = float(self.num_batches_tracked)  # before this step
+        if self.running_stats == "mean":
+            self.num_batches_tracked.add_(1)
+            factor = 1.0 / (tracked + 1) if self.momentum is None else self.momentum
+            sizes_t = torch.tensor(sizes, dtype=means.dtype, device=means.device)
+            weights = factor * sizes_t / sum(sizes)
+            keep = 1.0 - factor
+        else:  # one update per ghost batch, in closed form
+            self.num_batches_tracked.add_(k)
+            if self.momentum is None:  # cumulative average over ghost batches
+                keep = tracked / (tracked + k)
+                weights = torch.full((k,), 1.0 / (tracked + k), dtype=means.dtype)
+            else:
+                m = self.momentum
+                keep = (1.0 - m) ** k
+                weights = m * (1.0 - m) ** torch.arange(k - 1, -1, -1, dtype=means.dtype)
+            weights = weights.to(means.device)
+        self.running_mean.mul_(keep).add_(weights @ means)
+        self.running_var.mul_(keep).add_(weights @ variances)
+
+    def _stats_rows(self, x: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Scratch rows for the ghost batches' means and unbiased variances."""
+        c, dtype = self.num_features, self._stats_dtype(x)
+        return (
+            torch.zeros(k, c, dtype=dtype, device=x.device),
+            torch.ones(k, c, dtype=dtype, device=x.device),
+        )
+
     def _forward_loop(self, x: torch.Tensor, sizes: list[int]):
-        c = self.num_features
-        stats_dtype = self.running_mean.dtype if self.running_mean is not None else x.dtype
-        means = torch.zeros(len(sizes), c, dtype=stats_dtype, device=x.device)
-        variances = torch.ones(len(sizes), c, dtype=stats_dtype, device=x.device)
-        outs = []
-        # momentum 1.0 makes the kernel write the ghost batch's mean and unbiased variance
-        # into its scratch row; the layer's running buffers are left alone
-        for j, chunk in enumerate(torch.split(x, sizes)):
-            outs.append(
-                F.batch_norm(
-                    chunk, means[j], variances[j], self.weight, self.bias, True, 1.0, self.eps
-                )
-            )
-        return torch.cat(outs), means, variances
+        means, variances = self._stats_rows(x, len(sizes))
+        y = _GhostLoop.apply(x, self.weight, self.bias, sizes, self.eps, means, variances)
+        return y, means, variances
 
     def _forward_vectorized(self, x: torch.Tensor, sizes: list[int]):
         g, c = self.ghost_size, self.num_features
@@ -192,6 +285,9 @@ class GhostBatchNorm1d(_GhostBatchNorm):
         As in :class:`torch.nn.BatchNorm1d`; the state-dict keys are the same.
     strategy : {"auto", "loop", "vectorized"}
         How ghost batches are normalised in training (see the module docstring).
+    running_stats : {"mean", "sequential"}
+        ``"mean"``: one update per step from the size-weighted mean of the ghost statistics;
+        ``"sequential"``: one update per ghost batch, as Algorithm 1 and the authors' code.
     """
 
     def _check_input_dim(self, x: torch.Tensor) -> None:
@@ -212,7 +308,9 @@ class GhostBatchNorm2d(_GhostBatchNorm):
             raise ValueError(f"GhostBatchNorm2d expects a 4D input, got shape {tuple(x.shape)}")
 
 
-def convert_to_ghost(module: nn.Module, ghost_size: int, strategy: str = "auto") -> nn.Module:
+def convert_to_ghost(
+    module: nn.Module, ghost_size: int, strategy: str = "auto", running_stats: str = "mean"
+) -> nn.Module:
     """Replace every ``nn.BatchNorm1d``/``2d`` in ``module`` by its ghost version, state kept.
 
     Parameters
@@ -223,6 +321,8 @@ def convert_to_ghost(module: nn.Module, ghost_size: int, strategy: str = "auto")
         Samples per ghost batch (per replica under DDP).
     strategy : {"auto", "loop", "vectorized"}
         Passed to the ghost layers.
+    running_stats : {"mean", "sequential"}
+        The running-statistics rule of the ghost layers (see the module docstring).
 
     Returns
     -------
@@ -231,6 +331,7 @@ def convert_to_ghost(module: nn.Module, ghost_size: int, strategy: str = "auto")
     """
     _check_ghost_size(ghost_size)
     _check_strategy(strategy)
+    _check_running_stats(running_stats)
     if not isinstance(module, nn.Module):
         raise TypeError(f"module must be a torch.nn.Module, got {type(module).__name__}")
     kinds = {nn.BatchNorm1d: GhostBatchNorm1d, nn.BatchNorm2d: GhostBatchNorm2d}
@@ -247,6 +348,7 @@ def convert_to_ghost(module: nn.Module, ghost_size: int, strategy: str = "auto")
             strategy,
             device=None if ref is None else ref.device,
             dtype=None if ref is None else ref.dtype,
+            running_stats=running_stats,
         )
         ghost.load_state_dict(module.state_dict())
         ghost.train(module.training)
@@ -254,9 +356,10 @@ def convert_to_ghost(module: nn.Module, ghost_size: int, strategy: str = "auto")
     if isinstance(module, _GhostBatchNorm):
         module.ghost_size = ghost_size
         module.strategy = strategy
+        module.running_stats = running_stats
         return module
     for name, child in module.named_children():
-        new = convert_to_ghost(child, ghost_size, strategy)
+        new = convert_to_ghost(child, ghost_size, strategy, running_stats)
         if new is not child:
             setattr(module, name, new)
     return module

@@ -185,3 +185,87 @@ def test_measure_strategies_times_both():
     assert set(times) == {"loop", "vectorized"} and all(t > 0 for t in times.values())
     with pytest.raises(ValueError, match="shape"):
         measure_strategies((256,), 32)
+
+
+def _per_chunk_reference(kind, c, sizes, momentum, steps, x, dy, affine_from):
+    """The authors' scheme: one stock BatchNorm run on each chunk in turn, every step.
+
+    Returns the last step's output and gradients and the layer (its running buffers)."""
+    ref = (nn.BatchNorm1d if kind == 1 else nn.BatchNorm2d)(c, momentum=momentum)
+    ref.load_state_dict(affine_from.state_dict())
+    for _ in range(steps):
+        ref.zero_grad()
+        xs = x.clone().requires_grad_(True)
+        y = torch.cat([ref(chunk) for chunk in xs.split(sizes)])
+        y.backward(dy)
+    return (y.detach(), xs.grad, ref.weight.grad, ref.bias.grad), ref
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+@pytest.mark.parametrize("momentum", [0.1, None])
+@pytest.mark.parametrize(("kind", "shape"), [(1, (1000, 6)), (2, (300, 3, 2, 2))])
+def test_sequential_rule_equals_stock_batchnorm_per_chunk(strategy, momentum, kind, shape):
+    """``running_stats="sequential"``: one update per ghost batch, as the authors' code.
+
+    Two steps of 7 ghost batches of 128 (the last one 232) whose statistics differ, against a
+    stock BatchNorm run chunk by chunk: output, input/weight/bias gradients, running mean and
+    variance and ``num_batches_tracked``. Mutants caught: the update weights in reverse order
+    (the first ghost batch weighted most), ``(1 - m)`` kept per step instead of ``(1 - m)^k``,
+    ``num_batches_tracked`` advanced once per step, the cumulative average (momentum None)
+    taken per step.
+    """
+    ghost = 128 if kind == 1 else 40
+    bn, _ = _pair(kind, shape[1], ghost, strategy)
+    gbn = (GhostBatchNorm1d if kind == 1 else GhostBatchNorm2d)(
+        shape[1], ghost, momentum=momentum, strategy=strategy, running_stats="sequential"
+    )
+    gbn.load_state_dict(bn.state_dict())
+    assert list(gbn.state_dict()) == list(bn.state_dict())
+    gen = torch.Generator().manual_seed(5)
+    x = torch.randn(shape, generator=gen)
+    x += torch.arange(shape[0]).reshape(-1, *[1] * (len(shape) - 1)) / shape[0] * 4.0
+    dy = torch.randn(shape, generator=gen)
+    sizes = ghost_sizes(shape[0], ghost)
+    assert len(set(sizes)) == 2  # a merged remainder is exercised
+    for _ in range(2):
+        gbn.zero_grad()
+        got = _run(gbn, x, dy)
+    ref, ref_layer = _per_chunk_reference(kind, shape[1], sizes, momentum, 2, x, dy, bn)
+    for a, b in zip(ref, got, strict=True):
+        torch.testing.assert_close(b, a, atol=1e-4, rtol=1e-5)
+    for key in ("running_mean", "running_var"):
+        torch.testing.assert_close(
+            gbn.state_dict()[key], ref_layer.state_dict()[key], atol=1e-6, rtol=1e-5
+        )
+    assert int(gbn.num_batches_tracked) == int(ref_layer.num_batches_tracked) == 2 * len(sizes)
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_mean_rule_weights_ghost_batches_by_size(strategy):
+    """``running_stats="mean"`` with unequal ghost batches: size-weighted, once per step.
+
+    1000 rows, ghost 128: six batches of 128 and one of 232. Mutant caught: the plain
+    (unweighted) mean of the ghost statistics.
+    """
+    bn, gbn = _pair(1, 4, 128, strategy)
+    gen = torch.Generator().manual_seed(6)
+    x = torch.randn(1000, 4, generator=gen) + torch.linspace(0, 5, 1000)[:, None]
+    gbn(x)
+    sizes = ghost_sizes(1000, 128)
+    chunks = x.split(sizes)
+    w = torch.tensor(sizes, dtype=torch.float32) / 1000
+    mean = sum(wi * ch.mean(0) for wi, ch in zip(w, chunks, strict=True))
+    var = sum(wi * ch.var(0, unbiased=True) for wi, ch in zip(w, chunks, strict=True))
+    torch.testing.assert_close(gbn.running_mean, 0.1 * mean, atol=1e-6, rtol=1e-5)
+    torch.testing.assert_close(gbn.running_var, 0.9 + 0.1 * var, atol=1e-6, rtol=1e-5)
+    assert int(gbn.num_batches_tracked) == 1
+
+
+def test_running_stats_rule_is_validated_and_converted():
+    """A bad rule names the argument; ``convert_to_ghost`` passes the rule to every layer."""
+    with pytest.raises(ValueError, match="running_stats"):
+        GhostBatchNorm1d(4, running_stats="ema")
+    model = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4))
+    convert_to_ghost(model, 8, running_stats="sequential")
+    assert model[1].running_stats == "sequential"
+    assert "running_stats=sequential" in repr(model[1])
