@@ -260,8 +260,8 @@ def _too_long(cfg, args: argparse.Namespace) -> str:
         f"a direct walk of {cfg.walkers} walkers to t = {cfg.t_max:.3g} is "
         f"{cfg.walkers * cfg.t_max:.2g} walker-steps: about {hours:.3g} hours at the "
         f"{rate:.3g} walker-steps/s measured now, over --max-hours {args.max_hours:g}. "
-        f"Use --method coarse (renormalised valley-to-valley walker: t = 1e30 in seconds, "
-        f"sinai/fbm), or fewer walkers, or a larger --max-hours"
+        "Use --method coarse (the renormalised valley-to-valley walker, any t such as 1e30, "
+        "for sinai/fbm), or fewer walkers, or a larger --max-hours"
     )
 
 

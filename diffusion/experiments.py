@@ -339,7 +339,7 @@ def _theory(cfg: WalkConfig, trace: Trace, log_t: np.ndarray) -> dict:
     return out
 
 
-def _spaced(mask: np.ndarray, log_t: np.ndarray, step: float = 0.05) -> np.ndarray:
+def _spaced(mask: np.ndarray, log_t: np.ndarray, step: float = 0.2) -> np.ndarray:
     """``mask`` thinned so that kept ``log Gamma`` values are ``step`` apart (last one kept).
 
     The schedule's last point can sit a hair after the one before it (``t_max`` is appended
