@@ -293,7 +293,9 @@ def supremum_abs(parts: list[tuple[sp.Expr, sp.Interval]], seconds: float) -> Su
             grid = np.linspace(lo, hi, 24001)
             with np.errstate(all="ignore"):
                 vals = np.abs(
-                    np.broadcast_to(np.asarray(sp.lambdify(U, g, "numpy")(grid), float), grid.shape)
+                    np.broadcast_to(
+                        np.asarray(sp.lambdify(U, g, ["scipy", "numpy"])(grid), float), grid.shape
+                    )
                 )
             if np.any(np.isfinite(vals)):
                 i = int(np.nanargmax(np.where(np.isfinite(vals), vals, -1)))

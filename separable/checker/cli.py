@@ -1,9 +1,13 @@
 """The ``check`` subcommand of ``python -m separable``.
 
 ``python -m separable check --loss "log(1+exp(-u))" --data fig1 --eta 0.05`` prints the
-table (item | verdict | evidence); ``--json`` prints the report as JSON. The exit status is
-0 when every conclusion the applicable theorem guarantees was observed, 1 when one was not,
-and 2 on bad input.
+table (item | verdict | evidence); ``--json`` prints the report as JSON. Exit status:
+
+  0  a theorem applies and every conclusion it guarantees was observed
+  1  a guaranteed conclusion was contradicted
+  2  bad input (the error names the option and the value)
+  3  nothing is guaranteed (an assumption or the step bound fails for every conclusion)
+  4  inconclusive: a guaranteed conclusion is still in its transient, or --timeout passed
 """
 
 from __future__ import annotations
@@ -53,6 +57,16 @@ def _vector(text: str) -> np.ndarray:
         ) from None
 
 
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not (value > 0 and value < float("inf")):
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
+    return value
+
+
 def _run(args: argparse.Namespace) -> int:
     ds = load_dataset(args.data, args.seed, args.n, args.d)
     tol = Tolerances(window_decades=args.window_decades)
@@ -66,7 +80,8 @@ def _run(args: argparse.Namespace) -> int:
         flow_t_max=args.flow_t_max,
         tolerances=tol,
         per_decade=args.per_decade,
-        seconds=args.timeout,
+        seconds=min(args.step_timeout, args.timeout),
+        timeout=args.timeout,
         data_name=ds.name,
     )
     print(report.to_json() if args.json else report.table())
@@ -120,7 +135,16 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         help="late window of the fits, in decades (default 2)",
     )
     p.add_argument(
-        "--timeout", type=float, default=10.0, help="seconds per symbolic step (default 10)"
+        "--timeout",
+        type=_seconds,
+        default=600.0,
+        help="seconds for the whole check; past it the report says so and exits 4 (default 600)",
+    )
+    p.add_argument(
+        "--step-timeout",
+        type=_seconds,
+        default=10.0,
+        help="seconds per symbolic step before it falls back to numerical evidence (default 10)",
     )
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.set_defaults(func=_run)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import ast
 from collections.abc import Callable
+from fractions import Fraction
 
 import sympy as sp
 
@@ -90,7 +91,10 @@ def _number(node: ast.Constant, text: str) -> sp.Expr:
         raise _fail(text, f"the literal {value!r} is not a number")
     if abs(value) > MAX_NUMBER:
         raise _fail(text, f"the number {value!r} exceeds {MAX_NUMBER:g} in magnitude")
-    return sp.Integer(value) if isinstance(value, int) else sp.nsimplify(value, rational=True)
+    if isinstance(value, int):
+        return sp.Integer(value)
+    exact = Fraction(repr(value))  # the decimal as written: 0.1 -> 1/10
+    return sp.Rational(exact.numerator, exact.denominator)
 
 
 def _check_power(exponent: sp.Expr, text: str) -> None:

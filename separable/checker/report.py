@@ -1,4 +1,16 @@
-"""The checker's report: every item in one table (item | verdict | evidence), or JSON."""
+"""The checker's report: every item in one table (item | verdict | evidence), or JSON.
+
+The exit code (:attr:`CheckReport.exit_code`), also said on the table's last line:
+
+=====  =====================================================================================
+0      a theorem applies and every conclusion it guarantees was observed
+1      a guaranteed conclusion was contradicted by a run
+2      bad input (the command line's own errors; never a report)
+3      nothing is guaranteed: an assumption or the step bound fails for every conclusion
+4      inconclusive: a guaranteed conclusion is still in its transient at the end of the run,
+       or the check ran past its time limit
+=====  =====================================================================================
+"""
 
 from __future__ import annotations
 
@@ -41,26 +53,39 @@ class CheckReport:
         Observed conclusions of the discrete run and the flow.
     notes : tuple of str
         Warnings raised by the runs and other remarks.
+    timed_out : str or None
+        The phase during which the check ran past ``timeout`` (None if it finished).
+    timeout : float or None
+        The time limit of the whole check.
     """
 
     loss: str
     expression: str
     eta: float
     data: str
-    assumptions: LossAssumptions
-    data_checks: DataChecks
+    assumptions: LossAssumptions | None
+    data_checks: DataChecks | None
     conclusions: tuple[CheckItem, ...]
     notes: tuple[str, ...] = ()
+    timed_out: str | None = None
+    timeout: float | None = None
 
     @property
     def regime(self) -> Regime:
-        """The result that applies to the discrete run."""
-        return self.data_checks.regime
+        """The result that applies to the discrete run (NONE if the check stopped before)."""
+        return self.data_checks.regime if self.data_checks else Regime.NONE
+
+    @property
+    def flow_regime(self) -> Regime:
+        """The result that applies to the gradient flow."""
+        return self.data_checks.flow_regime if self.data_checks else Regime.NONE
 
     @property
     def items(self) -> tuple[CheckItem, ...]:
         """All items: loss assumptions, data checks, conclusions."""
-        return self.assumptions.items + self.data_checks.items + self.conclusions
+        head = self.assumptions.items if self.assumptions else ()
+        data = self.data_checks.items if self.data_checks else ()
+        return head + data + self.conclusions
 
     def item(self, name: str) -> CheckItem:
         """The item whose name is ``name`` or starts with it."""
@@ -80,14 +105,54 @@ class CheckReport:
         )
 
     @property
+    def inconclusive(self) -> tuple[CheckItem, ...]:
+        """Guaranteed conclusions that the runs could not judge yet."""
+        return tuple(
+            it for it in self.conclusions if it.guaranteed and it.verdict is Verdict.INCONCLUSIVE
+        )
+
+    @property
+    def guaranteed(self) -> tuple[CheckItem, ...]:
+        """The conclusions that the applicable theorem guarantees."""
+        return tuple(it for it in self.conclusions if it.guaranteed)
+
+    @property
     def ok(self) -> bool:
-        """True when every guaranteed conclusion was observed."""
-        return not self.violations
+        """True when a theorem applies and every conclusion it guarantees was observed."""
+        return self.exit_code == 0
 
     @property
     def exit_code(self) -> int:
-        """0 when every guaranteed conclusion was observed, 1 otherwise."""
-        return 0 if self.ok else 1
+        """0 all observed, 1 contradicted, 3 nothing guaranteed, 4 inconclusive (module doc)."""
+        if self.violations:
+            return 1
+        if self.timed_out is not None:
+            return 4
+        if not self.guaranteed:
+            return 3
+        return 4 if self.inconclusive else 0
+
+    @property
+    def verdict_line(self) -> str:
+        """The last line of the table: the exit code in words."""
+        code = self.exit_code
+        if code == 1:
+            return "GUARANTEED BUT NOT OBSERVED: " + "; ".join(it.name for it in self.violations)
+        if code == 4 and self.timed_out is not None:
+            return (
+                f"INCONCLUSIVE: the check ran past its time limit ({self.timeout:g} s) during "
+                f"{self.timed_out}"
+            )
+        if code == 4:
+            return "INCONCLUSIVE (transient not over): " + "; ".join(
+                it.name for it in self.inconclusive
+            )
+        if code == 3:
+            return (
+                "NOTHING GUARANTEED: no theorem applies "
+                f"({REGIME_TEXT[self.regime]}); the observations above prove nothing"
+            )
+        return "every conclusion guaranteed by the theorem was observed"
 
     def table(self, width: int = 110) -> str:
         """The report as a plain-text table."""
@@ -102,13 +167,21 @@ class CheckReport:
                 "eta": self.eta,
                 "data": self.data,
                 "regime": self.regime.value,
-                "flow_regime": self.data_checks.flow_regime.value,
-                "step_limit": self.data_checks.step_limit,
-                "assumptions": [it.as_dict() for it in self.assumptions.items],
-                "data_checks": [it.as_dict() for it in self.data_checks.items],
+                "flow_regime": self.flow_regime.value,
+                "step_limit": self.data_checks.step_limit if self.data_checks else None,
+                "assumptions": [it.as_dict() for it in self.assumptions.items]
+                if self.assumptions
+                else [],
+                "data_checks": [it.as_dict() for it in self.data_checks.items]
+                if self.data_checks
+                else [],
                 "conclusions": [it.as_dict() for it in self.conclusions],
                 "violations": [it.name for it in self.violations],
+                "inconclusive": [it.name for it in self.inconclusive],
                 "ok": self.ok,
+                "exit_code": self.exit_code,
+                "verdict": self.verdict_line,
+                "timed_out": self.timed_out,
                 "notes": list(self.notes),
             },
             "report",
@@ -144,18 +217,18 @@ def format_table(report: CheckReport, width: int = 110) -> str:
         head,
         rule,
     ]
-    out += ["# loss (JMLR A2, A3)"] + _rows(report.assumptions.items, name_w, verdict_w, ev_w)
-    out += ["# data and step"] + _rows(report.data_checks.items, name_w, verdict_w, ev_w)
+    if report.assumptions:
+        out += ["# loss (JMLR A2, A3)"]
+        out += _rows(report.assumptions.items, name_w, verdict_w, ev_w)
     dc = report.data_checks
-    out += [f"# applies to the discrete run: {REGIME_TEXT[dc.regime]}"]
-    if dc.flow_regime != dc.regime:
-        out += [f"# applies to the gradient flow: {REGIME_TEXT[dc.flow_regime]}"]
+    if dc:
+        out += ["# data and step"] + _rows(dc.items, name_w, verdict_w, ev_w)
+        out += [f"# applies to the discrete run: {REGIME_TEXT[dc.regime]}"]
+        if dc.flow_regime != dc.regime:
+            out += [f"# applies to the gradient flow: {REGIME_TEXT[dc.flow_regime]}"]
     out += ["# conclusions"] + _rows(report.conclusions, name_w, verdict_w, ev_w)
     out.append(rule)
     for note in report.notes:
         out += textwrap.wrap("note: " + note, width)
-    if report.ok:
-        out.append("every conclusion guaranteed by the theorem was observed")
-    else:
-        out.append("GUARANTEED BUT NOT OBSERVED: " + "; ".join(it.name for it in report.violations))
+    out.append(report.verdict_line)
     return "\n".join(out)

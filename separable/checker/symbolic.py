@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 import signal
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -26,6 +27,9 @@ import sympy as sp
 __all__ = [
     "U",
     "SymbolicTimeout",
+    "CheckTimeout",
+    "deadline",
+    "remaining",
     "guarded",
     "pieces",
     "numeric",
@@ -52,26 +56,86 @@ class SymbolicTimeout(Exception):
     """A symbolic step ran past its time limit."""
 
 
+class CheckTimeout(Exception):
+    """The whole check ran past its deadline (see :func:`deadline`)."""
+
+
+_DEADLINE: list[float] = []
+"""Stack of absolute deadlines (``time.monotonic()``) of the checks in progress."""
+
+
+def _main_thread() -> bool:
+    return threading.current_thread() is threading.main_thread()
+
+
+def remaining() -> float:
+    """Seconds left before the innermost deadline (``inf`` when none is set)."""
+    return _DEADLINE[-1] - time.monotonic() if _DEADLINE else math.inf
+
+
+def _arm_deadline() -> None:
+    """Point SIGALRM at the innermost deadline (raising :class:`CheckTimeout`)."""
+    left = remaining()
+    if left <= 0:
+        raise CheckTimeout("the check ran past its time limit")
+
+    def _raise(signum, frame):  # pragma: no cover - timing dependent
+        raise CheckTimeout("the check ran past its time limit")
+
+    signal.signal(signal.SIGALRM, _raise)
+    signal.setitimer(signal.ITIMER_REAL, left)
+
+
+@contextmanager
+def deadline(seconds: float) -> Iterator[None]:
+    """Raise :class:`CheckTimeout` in the block once ``seconds`` have passed (main thread).
+
+    Symbolic steps inside (:func:`guarded`) get at most the time that is left; numerical
+    work is interrupted by the alarm between Python bytecodes.
+    """
+    if not _main_thread():
+        yield
+        return
+    previous = signal.getsignal(signal.SIGALRM)
+    _DEADLINE.append(time.monotonic() + seconds)
+    try:
+        _arm_deadline()
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        _DEADLINE.pop()
+        signal.signal(signal.SIGALRM, previous)
+        if _DEADLINE:
+            _arm_deadline()
+
+
 @contextmanager
 def _time_limit(seconds: float) -> Iterator[None]:
     """Raise :class:`SymbolicTimeout` inside the block after ``seconds`` (main thread only).
 
-    Outside the main thread no alarm can be delivered, and the block runs unguarded.
+    Within a :func:`deadline` the limit is cut to the time left, and the deadline's alarm is
+    re-armed afterwards. Outside the main thread no alarm can be delivered, and the block
+    runs unguarded.
     """
-    if seconds <= 0 or threading.current_thread() is not threading.main_thread():
+    if seconds <= 0 or not _main_thread():
         yield
         return
+    limit = min(seconds, remaining())
+    if limit <= 0:
+        raise CheckTimeout("the check ran past its time limit")
 
     def _raise(signum, frame):  # pragma: no cover - timing dependent
-        raise SymbolicTimeout(f"gave up after {seconds:g} s")
+        raise SymbolicTimeout(f"gave up after {limit:g} s")
 
     previous = signal.signal(signal.SIGALRM, _raise)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
+    signal.setitimer(signal.ITIMER_REAL, limit)
     try:
         yield
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
+        if _DEADLINE:
+            _arm_deadline()
 
 
 def guarded(fn: Callable[[], _T], seconds: float) -> tuple[_T | None, str | None]:
@@ -82,11 +146,20 @@ def guarded(fn: Callable[[], _T], seconds: float) -> tuple[_T | None, str | None
     value, error : tuple
         ``(result, None)`` on success; ``(None, reason)`` when the step timed out or sympy
         raised (``NotImplementedError``, ``TypeError``, ... are common on hard inputs).
+
+    Raises
+    ------
+    CheckTimeout
+        When the enclosing :func:`deadline` has passed.
     """
     try:
         with _time_limit(seconds):
             return fn(), None
+    except CheckTimeout:
+        raise
     except SymbolicTimeout as exc:
+        if remaining() <= 0:
+            raise CheckTimeout("the check ran past its time limit") from None
         return None, f"timed out ({exc})"
     except RecursionError:
         return None, "sympy recursed too deeply"
@@ -338,18 +411,24 @@ def _test_points(bounds: list[float], interval: sp.Interval) -> list[float]:
 def _scan(
     f: sp.Expr, interval: sp.Interval, want: int, n: int = 4001
 ) -> tuple[float, float] | None:
-    """Dense numerical scan for a point of the wrong sign (verified at high precision)."""
+    """Dense numerical scan for a point of the wrong sign (verified at high precision).
+
+    The verification takes the sign at 50 digits with an unbounded exponent
+    (:func:`sign_at`): a value such as ``-e^-745``, which is ``-0.0`` as a double, is negative.
+    """
     lo = max(float(interval.inf), -60.0) if interval.inf.is_finite else -60.0
     hi = min(float(interval.sup), 60.0) if interval.sup.is_finite else 60.0
     grid = np.concatenate([np.linspace(lo, hi, n), np.linspace(max(lo, -3), min(hi, 3), n)])
-    fn = sp.lambdify(U, f, "numpy")
+    fn = sp.lambdify(U, f, ["scipy", "numpy"])
     with np.errstate(all="ignore"):
         vals = np.broadcast_to(np.asarray(fn(grid), dtype=complex), grid.shape)
     bad = np.isfinite(vals) & (np.abs(vals.imag) < 1e-12) & (want * vals.real <= 0)
     for x in grid[bad][:20]:
-        v = numeric(f, sp.Float(float(x), DIGITS))
-        if v is not None and want * v <= 0:
-            return float(x), v
+        point = sp.Float(float(x), DIGITS)
+        sign = sign_at(f, point)
+        if sign is not None and want * sign <= 0:
+            v = numeric(f, point)
+            return float(x), v if v is not None else 0.0
     return None
 
 

@@ -101,148 +101,147 @@ def _ratio_at(f: sp.Expr, a: float, u0: float) -> float | None:
     return numeric(f * sp.exp(sp.Float(a, DIGITS) * U), sp.Float(u0, DIGITS))
 
 
-def tail_constants(f: sp.Expr, seconds: float) -> TailConstants:
-    """Decide whether ``f = -l'`` has a tight exponential tail and find its constants.
-
-    Parameters
-    ----------
-    f : sympy expression in :data:`~separable.checker.symbolic.U`
-        ``-l'`` on the piece that reaches ``+oo``.
-    seconds : float
-        Time limit of each symbolic step.
-    """
+def _not_positive(f: sp.Expr) -> TailConstants | None:
+    """Fails when ``-l'`` is not positive far out (no tail at all)."""
+    if f != 0 and sign_at(f, sp.Float(40, DIGITS)) == 1:
+        return None
     far = numeric(f, sp.Float(40, DIGITS))
-    if f == 0 or sign_at(f, sp.Float(40, DIGITS)) != 1:
-        u0 = 40.0
-        cx = Counterexample(
-            u0,
-            "-l'(u)",
-            far if far is not None else math.nan,
-            "-l'(u) >= c(1 - e^{-mu u}) e^{-a u} > 0 for large u",
-        )
-        return TailConstants(
-            Verdict.FAILS,
-            f"-l' = {sp.sstr(f)} is not positive for large u; {cx}",
-            counterexample=cx,
-        )
+    cx = Counterexample(
+        40.0,
+        "-l'(u)",
+        far if far is not None else math.nan,
+        "-l'(u) >= c(1 - e^{-mu u}) e^{-a u} > 0 for large u",
+    )
+    return TailConstants(
+        Verdict.FAILS, f"-l' = {sp.sstr(f)} is not positive for large u; {cx}", counterexample=cx
+    )
+
+
+def _rate(f: sp.Expr, seconds: float) -> tuple[sp.Expr | None, TailConstants | None]:
+    """``a = lim -f'/f``, or the outcome when it is not a positive finite number."""
     a, err = _lim(-sp.diff(f, U) / f, seconds)
     if not clean_limit(a):
-        return TailConstants(Verdict.UNDETERMINED, f"rate a = lim -f'/f not found: {err or a}")
-    if a == sp.oo:
-        u0 = 10.0
-        val = _ratio_at(f, 1.0, u0)
-        cx = Counterexample(
-            u0, "-l'(u) e^{u}", val or 0.0, "-l'(u) >= c(1 - e^{-mu u}) e^{-u} (a = c = 1)"
+        return None, TailConstants(
+            Verdict.UNDETERMINED, f"rate a = lim -f'/f not found: {err or a}"
         )
-        return TailConstants(
+    if a == sp.oo:
+        val = _ratio_at(f, 1.0, 10.0)
+        cx = Counterexample(
+            10.0, "-l'(u) e^{u}", val or 0.0, "-l'(u) >= c(1 - e^{-mu u}) e^{-u} (a = c = 1)"
+        )
+        return None, TailConstants(
             Verdict.FAILS,
             f"-l' decays faster than any exponential (lim -f'/f = oo); {cx}",
             a=a,
             counterexample=cx,
         )
     if not _positive_finite(a):
-        k, _ = _lim(-U * sp.diff(f, U) / f, seconds)
-        poly = ""
-        if k is not None and k.is_finite and k.is_positive:
-            const, _ = _lim(f * U**k, seconds)
-            lead = _fmt(const) if const is not None else "C"
-            poly = f"; -l' ~ {lead} u^(-{_fmt(k)}) (polynomial tail)"
-        u0 = 40.0
-        val = _ratio_at(f, 1.0, u0)
-        cx = Counterexample(
-            u0,
-            "-l'(u) e^{u}",
-            val if val is not None else math.inf,
-            "-l'(u) <= c(1 + e^{-mu u}) e^{-u} (a = c = 1, so at most 2)",
-        )
-        return TailConstants(
-            Verdict.FAILS,
-            f"-l' is not exponentially small: a = lim -f'/f = {_fmt(a)}{poly}; {cx}",
-            a=a,
-            poly_rate=k if poly else None,
-            counterexample=cx,
-        )
+        return None, _slower_than_exponential(f, a, seconds)
+    return a, None
+
+
+def _slower_than_exponential(f: sp.Expr, a: sp.Expr, seconds: float) -> TailConstants:
+    """Fails with ``a = 0``: says whether the tail is polynomial, ``-l' ~ C u^-k``."""
+    k, _ = _lim(-U * sp.diff(f, U) / f, seconds)
+    poly = ""
+    if k is not None and k.is_finite and k.is_positive:
+        const, _ = _lim(f * U**k, seconds)
+        lead = _fmt(const) if const is not None else "C"
+        poly = f"; -l' ~ {lead} u^(-{_fmt(k)}) (polynomial tail)"
+    val = _ratio_at(f, 1.0, 40.0)
+    cx = Counterexample(
+        40.0,
+        "-l'(u) e^{u}",
+        val if val is not None else math.inf,
+        "-l'(u) <= c(1 + e^{-mu u}) e^{-u} (a = c = 1, so at most 2)",
+    )
+    return TailConstants(
+        Verdict.FAILS,
+        f"-l' is not exponentially small: a = lim -f'/f = {_fmt(a)}{poly}; {cx}",
+        a=a,
+        poly_rate=k if poly else None,
+        counterexample=cx,
+    )
+
+
+def _prefactor(
+    f: sp.Expr, a: sp.Expr, seconds: float
+) -> tuple[sp.Expr | None, TailConstants | None]:
+    """``c = lim -l' e^{a u}``, or the outcome when it is not a positive finite number."""
     c, err = _lim(f * sp.exp(a * U), seconds)
     if not clean_limit(c):
-        return TailConstants(
+        return None, TailConstants(
             Verdict.UNDETERMINED,
             f"a = {_fmt(a)}, but c = lim -l' e^(a u) not found: {err or c}",
             a=a,
         )
-    if not _positive_finite(c):
-        u0 = 40.0
-        val = _ratio_at(f, float(a), u0)
-        cx = Counterexample(
-            u0,
-            f"-l'(u) e^({_fmt(a)} u)",
-            val if val is not None else math.inf,
-            "c(1 - e^{-mu u}) <= -l'(u) e^{a u} <= c(1 + e^{-mu u}) with 0 < c < oo",
-        )
-        return TailConstants(
-            Verdict.FAILS,
-            f"a = {_fmt(a)} but c = lim -l' e^(a u) = {_fmt(c)} (not a tight tail); {cx}",
-            a=a,
-            c=c,
-            counterexample=cx,
-        )
+    if _positive_finite(c):
+        return c, None
+    val = _ratio_at(f, float(a), 40.0)
+    cx = Counterexample(
+        40.0,
+        f"-l'(u) e^({_fmt(a)} u)",
+        val if val is not None else math.inf,
+        "c(1 - e^{-mu u}) <= -l'(u) e^{a u} <= c(1 + e^{-mu u}) with 0 < c < oo",
+    )
+    return None, TailConstants(
+        Verdict.FAILS,
+        f"a = {_fmt(a)} but c = lim -l' e^(a u) = {_fmt(c)} (not a tight tail); {cx}",
+        a=a,
+        c=c,
+        counterexample=cx,
+    )
+
+
+def _remainder(f: sp.Expr, a: sp.Expr, c: sp.Expr, seconds: float) -> TailConstants:
+    """``mu±`` from the remainder ``r = -l' e^{a u}/c - 1 ~ C e^{-mu u}`` (module docstring)."""
     r, _ = guarded(lambda: sp.simplify(f * sp.exp(a * U) / c - 1), seconds)
     if r is None:
         r = f * sp.exp(a * U) / c - 1
     head = f"-l' = c e^(-a u)(1 + r), a = {_fmt(a)}, c = {_fmt(c)}"
+    known = {"a": a, "c": c, "remainder": r}
     if r == 0:
         return TailConstants(
-            Verdict.HOLDS,
-            f"{head}, r = 0: mu+ and mu- any",
-            a=a,
-            c=c,
-            mu_plus=sp.oo,
-            mu_minus=sp.oo,
-            remainder=r,
+            Verdict.HOLDS, f"{head}, r = 0: mu+ and mu- any", mu_plus=sp.oo, mu_minus=sp.oo, **known
         )
     mu, err = _lim(-sp.diff(r, U) / r, seconds)
     if not clean_limit(mu):
         return TailConstants(
-            Verdict.UNDETERMINED,
-            f"{head}, r = {r}: its rate not found ({err or mu})",
-            a=a,
-            c=c,
-            remainder=r,
+            Verdict.UNDETERMINED, f"{head}, r = {r}: its rate not found ({err or mu})", **known
         )
     if mu == sp.oo:
         return TailConstants(
             Verdict.HOLDS,
             f"{head}, r = {r} decays faster than any exponential: mu+- any",
-            a=a,
-            c=c,
             mu_plus=sp.oo,
             mu_minus=sp.oo,
-            remainder=r,
+            **known,
         )
     if not _positive_finite(mu):
-        u0 = 20.0
-        val = numeric(r, sp.Float(u0, DIGITS))
+        val = numeric(r, sp.Float(20.0, DIGITS))
         cx = Counterexample(
-            u0,
+            20.0,
             "r(u)",
             val if val is not None else math.inf,
-            f"|r(u)| <= e^(-mu u) for some mu > 0 (e^(-{u0:g}) = {math.exp(-u0):.3g} at mu = 1)",
+            f"|r(u)| <= e^(-mu u) for some mu > 0 (e^(-20) = {math.exp(-20.0):.3g} at mu = 1)",
         )
         return TailConstants(
             Verdict.FAILS,
             f"{head}, but r = {r} is not exponentially small (lim -r'/r = {_fmt(mu)}); {cx}",
-            a=a,
-            c=c,
-            remainder=r,
             counterexample=cx,
+            **known,
         )
+    return _sided(r, mu, head, known, seconds)
+
+
+def _sided(r: sp.Expr, mu: sp.Expr, head: str, known: dict, seconds: float) -> TailConstants:
+    """Which of ``mu+``/``mu-`` the remainder's sign constrains, and whether ``mu`` is attained."""
     C, err = _lim(r * sp.exp(mu * U), seconds)
     if not clean_limit(C) or C == 0 or not C.is_finite:
         return TailConstants(
             Verdict.UNDETERMINED,
             f"{head}, r = {r}, mu = {_fmt(mu)}, C = lim r e^(mu u) unclear ({err or C})",
-            a=a,
-            c=c,
-            remainder=r,
+            **known,
         )
     attained = bool(abs(C) < 1)
     if abs(C) == 1:  # equality in the leading term: compare at a large u
@@ -260,10 +259,36 @@ def tail_constants(f: sp.Expr, seconds: float) -> TailConstants:
     return TailConstants(
         Verdict.HOLDS,
         evidence,
-        a=a,
-        c=c,
         mu_plus=mu_plus,
         mu_minus=mu_minus,
         attained=attained,
-        remainder=r,
+        **known,
     )
+
+
+def tail_constants(f: sp.Expr, seconds: float) -> TailConstants:
+    """Decide whether ``f = -l'`` has a tight exponential tail and find its constants.
+
+    The steps, each of which may end the analysis with a failure (and a counterexample) or an
+    undetermined verdict: ``-l' > 0`` far out; the rate ``a = lim -f'/f`` (``oo``: faster than
+    any exponential; ``0``: polynomial or slower); the prefactor ``c = lim f e^{a u}``; the
+    remainder's rate ``mu = lim -r'/r`` and the sign of ``C = lim r e^{mu u}``, which says
+    whether ``mu`` constrains ``mu+`` or ``mu-`` (module docstring).
+
+    Parameters
+    ----------
+    f : sympy expression in :data:`~separable.checker.symbolic.U`
+        ``-l'`` on the piece that reaches ``+oo``.
+    seconds : float
+        Time limit of each symbolic step.
+    """
+    failed = _not_positive(f)
+    if failed is not None:
+        return failed
+    a, failed = _rate(f, seconds)
+    if failed is not None:
+        return failed
+    c, failed = _prefactor(f, a, seconds)
+    if failed is not None:
+        return failed
+    return _remainder(f, a, c, seconds)

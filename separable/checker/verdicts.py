@@ -1,8 +1,10 @@
 """Verdicts and checked items: the common currency of every part of the checker.
 
 An assumption (about the loss or the data) *holds*, *fails* or is *undetermined*; a
-conclusion of a theorem is *observed* or *not observed* on a run, and is *guaranteed* or not
-by the theorem that the assumptions select. Every item carries its evidence in words and,
+conclusion of a theorem is *observed* or *not observed* on a run -- or *inconclusive* when
+the run has not reached the regime where its tolerance can be judged (a transient that the
+predicted rate says is still running) -- and is *guaranteed* or not by the theorem that the
+assumptions select. Every item carries its evidence in words and,
 where one exists, a counterexample that was checked numerically.
 """
 
@@ -27,6 +29,7 @@ class Verdict(str, enum.Enum):
     UNDETERMINED = "undetermined"
     OBSERVED = "observed"
     NOT_OBSERVED = "not observed"
+    INCONCLUSIVE = "inconclusive"
 
     def __str__(self) -> str:
         return self.value
@@ -129,6 +132,8 @@ class CheckItem:
             return f"not guaranteed ({self.verdict.value})"
         if self.guaranteed and self.verdict is Verdict.NOT_OBSERVED:
             return "NOT OBSERVED"
+        if self.guaranteed and self.verdict is Verdict.INCONCLUSIVE:
+            return "INCONCLUSIVE"
         return self.verdict.value
 
     def as_dict(self) -> dict:

@@ -65,7 +65,9 @@ def test_exit_code_is_one_when_a_guaranteed_conclusion_is_missing(monkeypatch, c
     "argv, message",
     [
         (["--loss", "log(1+exp(-u)", "--data", "fig1", "--eta", "1"], "could not be parsed"),
-        (["--loss", "exp(-v)", "--data", "fig1", "--eta", "1"], "variable(s) ['v']"),
+        (["--loss", "exp(-v)", "--data", "fig1", "--eta", "1"], "the name 'v'"),
+        (["--loss", "exec(chr(112))", "--data", "fig1", "--eta", "1"], "the call of 'exec'"),
+        (["--loss", "logistic", "--data", "fig1", "--eta", "1", "--timeout", "0"], "--timeout"),
         (["--loss", "logistic", "--data", "fig1", "--eta", "0"], "eta must be"),
         (["--loss", "logistic", "--data", "fig1", "--eta", "-2"], "eta must be"),
         (["--loss", "logistic", "--data", "no/such/file.npz", "--eta", "1"], "no such file"),
