@@ -440,13 +440,16 @@ def noise_scale_of_run(
 def _sweep_entries(distance: Any) -> list[tuple[int, str, float, float]]:
     """``(batch size, run folder, log slope, its se)`` of each equal-epoch run of a sweep.
 
-    ``distance`` is a :class:`deep.distance.DistanceResult` or the path of the JSON file
-    that ``python -m deep distance`` writes.
+    ``distance`` is a :class:`deep.distance.DistanceResult`, a finished sweep folder
+    (``distance-<hash>``, whose ``summary.json`` is read) or a JSON file of the same content
+    (``python -m deep distance --json``).
     """
     if isinstance(distance, (str, os.PathLike)):
         path = Path(distance)
+        if path.is_dir():
+            path = path / "summary.json"
         if not path.is_file():
-            raise FileNotFoundError(f"distance sweep file {str(path)!r} does not exist")
+            raise FileNotFoundError(f"distance sweep {str(distance)!r} does not exist")
         try:
             equal = json.loads(path.read_text())["equal_epochs"]
             return sorted(
@@ -489,7 +492,8 @@ def compare_with_distance_sweep(
     Parameters
     ----------
     distance : DistanceResult or path
-        A finished distance sweep (:func:`deep.distance.run_distance`, or its JSON file).
+        A finished distance sweep: :func:`deep.distance.run_distance`'s result, its folder,
+        or its summary as a JSON file.
     at : {"initial", "final"}
         Weights at which ``tr(Sigma)`` is measured. At ``w_0`` every run of a sweep shares
         the same weights (same seed), so ``D`` differs between batch sizes by ``eta^2 / B``
@@ -527,8 +531,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument(
         "--distance",
         default=None,
-        help="a distance sweep JSON (python -m deep distance): compare predicted diffusion "
-        "with the measured log slope per batch size, instead of listing runs",
+        help="a finished distance sweep (its folder, or its --json output): compare the "
+        "predicted diffusion with the measured log slope per batch size, instead of listing runs",
     )
     p.set_defaults(func=_main)
     return p
