@@ -201,9 +201,7 @@ def _kesten_lines(th: dict) -> list[str]:
             f"E b^2 {th['kesten_second_moment_measured']:.4f}, "
             f"KS vs Kesten p = {th['kesten_ks_pvalue']:.3g}"
         ]
-    row = (
-        "{label}: E|b| {m1:.4f} ± {s1:.4f}, E b^2 {m2:.4f} ± {s2:.4f}, KS vs Kesten p = {p:.3g}"
-    )
+    row = "{label}: E|b| {m1:.4f} ± {s1:.4f}, E b^2 {m2:.4f} ± {s2:.4f}, KS vs Kesten p = {p:.3g}"
     return [
         row.format(
             label=f"sigma^2 x/Gamma^2, Gamma = log t = {th['kesten_gamma']:.4g}",

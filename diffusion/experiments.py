@@ -469,9 +469,7 @@ def compute_walk(cfg: WalkConfig) -> tuple[dict[str, np.ndarray], dict]:
             summary["polylog_exponent_interval"] = list(boot.intervals[exponent[0]][exponent[1]])
             summary["polylog_exponent_sd"] = boot.spread[exponent[0]][exponent[1]]
     if cfg.potential == "fbm":
-        summary["running_exponent"] = _running_exponent(
-            trace.extras["positions"], log_t, cfg.seed
-        )
+        summary["running_exponent"] = _running_exponent(trace.extras["positions"], log_t, cfg.seed)
     return trace.to_arrays(), summary
 
 
