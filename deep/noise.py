@@ -46,6 +46,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, grad, vmap
 
+from diffusion.records import load_run
+
 from .sharpness import (
     LossFn,
     _check_data,
@@ -446,12 +448,11 @@ def _sweep_entries(distance: Any) -> list[tuple[int, str, float, float]]:
     """
     if isinstance(distance, (str, os.PathLike)):
         path = Path(distance)
-        if path.is_dir():
-            path = path / "summary.json"
-        if not path.is_file():
+        if not path.exists():
             raise FileNotFoundError(f"distance sweep {str(distance)!r} does not exist")
         try:
-            equal = json.loads(path.read_text())["equal_epochs"]
+            summary = load_run(path).summary if path.is_dir() else json.loads(path.read_text())
+            equal = summary["equal_epochs"]
             return sorted(
                 (
                     int(b),

@@ -226,18 +226,18 @@ def _sweep_panel(ax, sweep: SweepComparison) -> None:
 
 def draw(data: SharpnessFigureData):
     """The three panels."""
-    fig, axes = style.new_figure(1, 3, width="page", aspect=0.85)
+    fig, axes = style.new_figure(1, 3, width="page", aspect=0.9)
     ax, bx, cx = axes[0]
     values = arrays(data)
     rows = [row.recipe.name for row in data.table.rows]
     _bars(ax, data, {n: values[f"{n}.top_eigenvalue"] for n in rows}, r"top Hessian eigenvalue")
-    ax.set_title(f"curvature at $w_T$ ({data.settings.n_samples} training samples, eval BN)")
+    ax.set_title(f"at $w_T$, {data.settings.n_samples} samples", fontsize=7)
     _bars(bx, data, {n: values[f"{n}.eps_sharpness"] for n in rows}, r"$\epsilon$-sharpness (%)")
     space = data.settings.subspace_dim
-    where = "full space" if space is None else f"random {space}-dim subspace"
-    bx.set_title(f"Keskar et al., $\\epsilon$={data.settings.epsilon:g}, {where}")
+    where = "full space" if space is None else f"{space}-dim subspace"
+    bx.set_title(f"Keskar, $\\epsilon$={data.settings.epsilon:g}, {where}", fontsize=7)
     _sweep_panel(cx, data.sweep)
-    cx.set_title("gradient noise at $w_0$ vs distance growth")
+    cx.set_title("noise at $w_0$ vs log slope", fontsize=7)
     for a, letter in zip((ax, bx, cx), "ABC", strict=True):
         style.panel_label(a, letter)
     return fig

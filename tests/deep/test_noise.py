@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import pytest
@@ -24,6 +25,14 @@ from deep.noise import (
 )
 from deep.sharpness import load_run_data
 from deep.train import Runtime, TrainConfig, load_checkpoint, train
+from diffusion.records import save_run
+
+
+@dataclass(frozen=True)
+class _Sweep:
+    """Stands for a distance sweep's configuration (its run folder holds the summary)."""
+
+    name: str = "sweep"
 
 
 def _squares(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -184,6 +193,9 @@ def test_comparison_with_a_distance_sweep_file(runs, tmp_path):
     for b, d in zip(cmp.batch_sizes, cmp.diffusion, strict=True):
         assert d == noise_scale_of_run(runs[int(b)], n_samples=128, at="initial").diffusion
     assert math.isnan(cmp.exponent)  # two points: no fit
+    folder = save_run(tmp_path, _Sweep(), {"t": np.zeros(1)}, json.loads(sweep.read_text()))
+    again = compare_with_distance_sweep(folder.path, n_samples=128, at="initial")
+    np.testing.assert_array_equal(again.diffusion, cmp.diffusion)
     # same seed, same w_0: D differs by eta^2 / B only
     assert cmp.diffusion[0] / cmp.diffusion[1] == pytest.approx(2.0, rel=1e-6)
     bad = tmp_path / "bad.json"
