@@ -45,6 +45,9 @@ class Benchmark:
         Goal as a wall time for one call of ``ours``.
     repeats : int
         Timed repeats of each side; the median is reported. One untimed warm-up call first.
+    warmup : bool
+        Whether to make that warm-up call (``False`` for long runs whose ``setup`` already
+        compiles the kernels on a small case).
     """
 
     name: str
@@ -57,6 +60,7 @@ class Benchmark:
     min_speedup: float | None = None
     max_seconds: float | None = None
     repeats: int = 5
+    warmup: bool = True
 
 
 @dataclass(frozen=True)
@@ -85,9 +89,10 @@ def run_benchmark(bench: Benchmark) -> BenchResult:
     biases both sides alike. The medians are reported.
     """
     state = bench.setup()
-    bench.ours(state)
-    if bench.baseline is not None:
-        bench.baseline(state)
+    if bench.warmup:
+        bench.ours(state)
+        if bench.baseline is not None:
+            bench.baseline(state)
     ours_times, base_times = [], []
     for _ in range(bench.repeats):
         ours_times.append(_timed(bench.ours, state))

@@ -87,7 +87,9 @@ def _gbn_benchmarks(kind: str) -> list[Benchmark]:
     return [
         Benchmark(
             f"deep.gbn.{kind}.vs_bn",
-            "<= 1.15x plain BatchNorm (CPU)",
+            f"<= 1.15x plain BatchNorm ({_DEVICE.type}; GPU part skipped without CUDA)"
+            if not gpu
+            else "<= 1.15x plain BatchNorm (cuda)",
             _gbn_setup(kind),
             _fwd_bwd("auto"),
             _fwd_bwd("bn"),

@@ -3,6 +3,12 @@
 ``diffusion.coarse_sinai_1e30``: 1,000 environments to ``t = 1e30`` (``Gamma = log t =
 69.08``) -- an absolute goal, under 10 s.
 
+``diffusion.coarse_sinai_1e100``: method "stream" (landscapes grown outward from the start,
+one window in memory), 1,000 environments traced at t = 1e10, 1e20, 1e30, 1e50 and 1e100 --
+under 10 s. ``diffusion.coarse_sinai_1e300``: the same to t = 1e300 (windows of millions of
+sites; the window method refuses it) -- under 60 s, one timed run.
+``diffusion.coarse_stream_vs_window_1e30``: the two methods on 1,000 environments to 1e30.
+
 ``diffusion.coarse_vs_decimation``: the same question for 20 environments answered by the
 literal renormalisation (a pure-Python heap that decimates the smallest barrier until all
 are >= Gamma, :func:`diffusion.coarse.decimate`) on numpy-generated landscapes of the same
@@ -29,6 +35,26 @@ def _setup_big():
 
 
 def _ours_big(_state):
+    coarse_walk(N_ENVS, [GAMMA], seed=0)
+
+
+_TRACE_1E100 = [math.log(10.0**e) for e in (10, 20, 30, 50, 100)]
+_TRACE_1E300 = [*_TRACE_1E100, math.log(1e200), math.log(1e300)]
+
+
+def _setup_stream():
+    coarse_walk(4, [5.0, GAMMA], seed=99, method="stream")  # compile outside the timing
+    return None
+
+
+def _stream(trace):
+    def run(_state):
+        coarse_walk(N_ENVS, trace, seed=0, method="stream")
+
+    return run
+
+
+def _window_1e30(_state):
     coarse_walk(N_ENVS, [GAMMA], seed=0)
 
 
@@ -63,6 +89,38 @@ BENCHMARKS = [
         work=N_ENVS,
         unit="env",
         max_seconds=10.0,
+        repeats=3,
+    ),
+    Benchmark(
+        name="diffusion.coarse_sinai_1e100",
+        goal="< 10 s for 1,000 environments traced to t = 1e100",
+        setup=_setup_stream,
+        ours=_stream(_TRACE_1E100),
+        work=N_ENVS,
+        unit="env",
+        max_seconds=10.0,
+        repeats=3,
+    ),
+    Benchmark(
+        name="diffusion.coarse_sinai_1e300",
+        goal="< 60 s for 1,000 environments traced to t = 1e300",
+        setup=_setup_stream,
+        ours=_stream(_TRACE_1E300),
+        work=N_ENVS,
+        unit="env",
+        max_seconds=60.0,
+        repeats=1,
+        warmup=False,
+    ),
+    Benchmark(
+        name="diffusion.coarse_stream_vs_window_1e30",
+        goal="informational (stream vs window method, 1e30)",
+        setup=_setup_stream,
+        ours=_stream([GAMMA]),
+        baseline=_window_1e30,
+        work=N_ENVS,
+        unit="env",
+        min_speedup=1.0,
         repeats=3,
     ),
     Benchmark(

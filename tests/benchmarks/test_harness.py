@@ -49,3 +49,23 @@ def test_absolute_goal_without_baseline():
     )
     res = run_benchmark(bench)
     assert res.baseline_s is None and res.speedup is None and res.met is True
+
+
+def test_warmup_call_can_be_left_out():
+    """``warmup=False`` times every call it makes; the default adds one untimed call per side.
+
+    Mutant caught: the flag ignored (a 1e300 run would be made twice)."""
+    for warmup, expected in ((True, 3), (False, 2)):
+        calls = {"ours": 0, "base": 0}
+        bench = Benchmark(
+            name="count",
+            goal=">= 1x",
+            setup=lambda calls=calls: calls,
+            ours=lambda s: s.__setitem__("ours", s["ours"] + 1),
+            baseline=lambda s: s.__setitem__("base", s["base"] + 1),
+            min_speedup=0.0,
+            repeats=2,
+            warmup=warmup,
+        )
+        run_benchmark(bench)
+        assert calls == {"ours": expected, "base": expected}
