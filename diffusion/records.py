@@ -42,8 +42,6 @@ __all__ = [
 ]
 
 CONFIG_FILE = "config.json"
-_UMASK = os.umask(0o022)
-os.umask(_UMASK)
 RECORDS_FILE = "records.npz"
 SUMMARY_FILE = "summary.json"
 
@@ -145,6 +143,23 @@ def run_dir(root: str | os.PathLike, config: Any) -> Path:
 
 
 # ----------------------------------------------------------------------------- atomic writes
+def _umask() -> int:
+    """The process umask, read without changing it where the system allows (Linux).
+
+    Elsewhere it is read by setting and restoring it, at the moment of a write, never at
+    import.
+    """
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     """Write ``data`` to ``path`` atomically: a temporary file in the same folder, fsync, rename."""
     path = Path(path)
@@ -155,7 +170,7 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
-        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the usual permissions
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual permissions
         os.replace(tmp, path)
     except BaseException:
         try:

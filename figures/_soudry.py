@@ -25,7 +25,8 @@ from matplotlib.axes import Axes
 from diffusion.metrics import GrowthFit, Trace, fit_growth
 from diffusion.records import Run
 from figures import style
-from figures.registry import progress
+from figures.output import save_data, save_figure
+from figures.registry import FigureResult, progress
 from separable.experiments import SeparableRunConfig, run_optimizer
 from separable.theory import Prediction, predict
 
@@ -314,3 +315,29 @@ def _separator(ax: Axes, w: np.ndarray, offset: float, span: np.ndarray, **kw) -
     elif w[0] != 0:
         x2 = np.array([-span[1], span[1]])
         ax.plot((offset - w[1] * x2) / w[0], x2, **kw)
+
+
+def build(
+    name: str,
+    configs: Mapping[str, SeparableRunConfig],
+    runs: Path,
+    out: Path,
+    *,
+    title: str,
+    caption: str,
+) -> FigureResult:
+    """Compute (or reuse) ``configs``, draw them and write figure ``name``: the shared ``build``
+    of the two JMLR figures."""
+    done = compute_runs(configs, Path(runs))
+    progress(f"{name}: drawing")
+    fig, arrays, fits = draw(done, title=title)
+    paths = save_figure(fig, out, name)
+    data = save_data(out, name, arrays, fits)
+    return FigureResult(
+        name,
+        paths,
+        data,
+        {k: f.best for k, f in fits.items()},
+        tuple(r.path for r in done.values()),
+        caption,
+    )

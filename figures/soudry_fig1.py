@@ -12,8 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from figures import _soudry
-from figures.output import save_data, save_figure
-from figures.registry import FigureResult, check_profile, progress
+from figures.registry import FigureResult, check_profile
 from separable.experiments import SeparableRunConfig
 
 NAME = "soudry_fig1"
@@ -30,16 +29,7 @@ def configs(profile: str) -> dict[str, SeparableRunConfig]:
 
 def build(profile: str, runs: Path, out: Path) -> FigureResult:
     """Build the figure: see the module docstring."""
-    done = _soudry.compute_runs(configs(profile), Path(runs))
-    progress(f"{NAME}: drawing")
-    fig, arrays, fits = _soudry.draw(done, title="JMLR Fig. 1 data, logistic loss")
-    paths = save_figure(fig, out, NAME)
-    data = save_data(out, NAME, arrays, fits)
-    return FigureResult(
-        NAME,
-        paths,
-        data,
-        {k: f.best for k, f in fits.items()},
-        tuple(r.path for r in done.values()),
-        __doc__.split("\n\n")[1].replace("\n", " "),
+    caption = __doc__.split("\n\n")[1].replace("\n", " ")
+    return _soudry.build(
+        NAME, configs(profile), runs, out, title="JMLR Fig. 1 data, logistic loss", caption=caption
     )

@@ -207,3 +207,23 @@ def test_killed_writer_leaves_previous_run_or_none(tmp_path):
     for p in leftovers:
         assert p.name.startswith(".")
     json.loads((first.path / "config.json").read_text())
+
+
+def test_importing_records_leaves_the_umask_alone_and_files_follow_it(tmp_path):
+    """Files get 0o666 minus the process umask, read at write time (a mutant that caches the
+    umask at import writes 0o644 here); importing the module never sets the umask."""
+    import os
+    import subprocess
+    import sys
+
+    code = "import os; os.umask(0o027); import diffusion.records; print(oct(os.umask(0)))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "0o27"
+    from diffusion.records import atomic_write_bytes
+
+    before = os.umask(0o027)
+    try:
+        path = atomic_write_bytes(tmp_path / "f.bin", b"x")
+        assert os.stat(path).st_mode & 0o777 == 0o640
+    finally:
+        os.umask(before)
