@@ -40,6 +40,7 @@ import numpy as np
 
 from diffusion.metrics import GrowthFit, Trace, fit_growth
 from diffusion.records import Run, load_run
+from diffusion.validation import check_int, check_real
 
 from .checks import Check, adapted_agree, log_law, slope_decreases
 from .sweep import add_backend_arguments, save_sweep, train_many
@@ -106,22 +107,12 @@ class DistanceConfig:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "batch_sizes", _check_batch_sizes(self.batch_sizes))
-        _check_int("t_min", self.t_min, 1)
-        if self.adapted_epochs is not None:
-            if isinstance(self.adapted_epochs, bool) or not isinstance(
-                self.adapted_epochs, (int, float, np.integer, np.floating)
-            ):
-                raise TypeError(
-                    f"adapted_epochs must be a number or None, got {self.adapted_epochs!r}"
-                )
-            if not math.isfinite(self.adapted_epochs) or self.adapted_epochs <= 0:
-                raise ValueError(
-                    f"adapted_epochs must be positive (None skips the adapted sweep), "
-                    f"got {self.adapted_epochs!r}"
-                )
-            object.__setattr__(self, "adapted_epochs", float(self.adapted_epochs))
+        check_int("t_min", self.t_min, 1)
+        if self.adapted_epochs is not None:  # None skips the adapted sweep
+            epochs = check_real("adapted_epochs", self.adapted_epochs, 0, low_open=True)
+            object.__setattr__(self, "adapted_epochs", epochs)
         if self.ghost_size is not None:
-            _check_int("ghost_size", self.ghost_size, 2)
+            check_int("ghost_size", self.ghost_size, 2)
         self.train_configs()  # validates model, data, lr, epochs... with the trainer's messages
 
     def train_configs(self) -> tuple[list[Any], list[Any]]:
@@ -168,11 +159,6 @@ class DistanceConfig:
                     )
                 )
         return equal, adapted
-
-
-def _check_int(name: str, value: Any, low: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
 
 
 def _check_batch_sizes(batch_sizes: Any) -> tuple[int, ...]:
@@ -478,7 +464,7 @@ def run_distance(
     config = DistanceConfig() if config is None else config
     if not isinstance(config, DistanceConfig):
         raise TypeError(f"config must be a DistanceConfig, got {type(config).__name__}")
-    _check_int("n_jobs", n_jobs, 1)
+    check_int("n_jobs", n_jobs, 1)
     runs = Path(runs)
     equal_cfg, adapted_cfg = config.train_configs()
     trained = train_many(

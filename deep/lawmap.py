@@ -32,6 +32,7 @@ import numpy as np
 
 from diffusion.metrics import Trace, fit_growth
 from diffusion.records import Run
+from diffusion.validation import check_bool, check_int
 
 from .checks import Check, log_law
 from .sweep import add_backend_arguments, save_sweep, train_many
@@ -115,15 +116,12 @@ class LawMapConfig:
         bad = [d for d in self.datasets if d not in MNIST1D_SIZES]
         if bad:
             raise ValueError(f"datasets must be drawn from {list(MNIST1D_SIZES)}, got {bad}")
-        if not all(isinstance(b, (bool, np.bool_)) for b in self.batch_norm):
-            raise TypeError(f"batch_norm must hold bools, got {self.batch_norm!r}")
-        object.__setattr__(self, "batch_norm", tuple(bool(b) for b in self.batch_norm))
+        bn = tuple(check_bool("batch_norm", b) for b in self.batch_norm)
+        object.__setattr__(self, "batch_norm", bn)
         object.__setattr__(self, "lrs", tuple(float(x) for x in self.lrs))
         object.__setattr__(self, "weight_decays", tuple(float(x) for x in self.weight_decays))
         for name, low in (("steps", 10), ("t_min", 1), ("batch_size", 1)):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-                raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+            object.__setattr__(self, name, check_int(name, getattr(self, name), low))
         if self.t_min >= self.steps:
             raise ValueError(f"t_min ({self.t_min}) must be below steps ({self.steps})")
         self.train_configs()  # validates lr, weight decay... with the trainer's messages

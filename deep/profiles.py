@@ -41,9 +41,10 @@ Profiles
 from __future__ import annotations
 
 import dataclasses
-import math
 from dataclasses import dataclass, field
 from typing import Any
+
+from diffusion.validation import check_int, check_real
 
 __all__ = [
     "REGIMES",
@@ -60,20 +61,6 @@ __all__ = [
 
 REGIMES: tuple[str, ...] = ("SB", "LB", "LB+LR", "LB+LR+GBN", "LB+LR+GBN+RA")
 """The table's columns, in the paper's order."""
-
-
-def _positive_int(name: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__} ({value!r})")
-    if value < 1:
-        raise ValueError(f"{name} must be >= 1, got {value!r}")
-
-
-def _non_negative(name: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{name} must be a number, got {type(value).__name__} ({value!r})")
-    if not math.isfinite(value) or value < 0:
-        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -144,7 +131,7 @@ class Recipe:
             if not isinstance(value, str) or not value:
                 raise TypeError(f"{name} must be a non-empty string, got {value!r}")
         for name in ("epochs", "small_batch", "large_batch", "ghost_size", "trace_per_decade"):
-            _positive_int(name, getattr(self, name))
+            check_int(name, getattr(self, name), 1)
         if self.large_batch <= self.small_batch:
             raise ValueError(
                 f"large_batch must exceed small_batch ({self.small_batch}), got {self.large_batch}"
@@ -153,20 +140,17 @@ class Recipe:
             raise ValueError(
                 f"ghost_size must divide large_batch ({self.large_batch}), got {self.ghost_size}"
             )
-        _non_negative("lr", self.lr)
-        if self.lr == 0:
-            raise ValueError("lr must be positive, got 0")
-        _non_negative("momentum", self.momentum)
-        _non_negative("weight_decay", self.weight_decay)
-        _non_negative("warmup_epochs", self.warmup_epochs)
-        if not 0 < self.lr_decay <= 1:
-            raise ValueError(f"lr_decay must be in (0, 1], got {self.lr_decay!r}")
+        check_real("lr", self.lr, 0, low_open=True)
+        check_real("momentum", self.momentum, 0)
+        check_real("weight_decay", self.weight_decay, 0)
+        check_real("warmup_epochs", self.warmup_epochs, 0)
+        check_real("lr_decay", self.lr_decay, 0, 1, low_open=True)
         if self.grad_clip is not None:
-            _non_negative("grad_clip", self.grad_clip)
+            check_real("grad_clip", self.grad_clip, 0)
         if not isinstance(self.milestones, tuple):
             raise TypeError(f"milestones must be a tuple, got {type(self.milestones).__name__}")
         for m in self.milestones:
-            _positive_int("milestones", m)
+            check_int("milestones", m, 1)
         if list(self.milestones) != sorted(set(self.milestones)) or any(
             m >= self.epochs for m in self.milestones
         ):
@@ -179,7 +163,7 @@ class Recipe:
                 f"augment must be 'auto', 'none', 'cifar' or 'imagenet', got {self.augment!r}"
             )
         if self.eval_every not in ("epoch", None):
-            _positive_int("eval_every", self.eval_every)
+            check_int("eval_every", self.eval_every, 1)
         if self.paper is not None and len(self.paper) != len(REGIMES):
             raise ValueError(f"paper must hold {len(REGIMES)} accuracies, got {self.paper!r}")
 
@@ -231,7 +215,7 @@ class Profile:
         names = [r.name for r in self.recipes]
         if len(set(names)) != len(names):
             raise ValueError(f"recipe names must be unique, got {names}")
-        _positive_int("seeds", self.seeds)
+        check_int("seeds", self.seeds, 1)
         bad = [g for g in self.regimes if g not in REGIMES]
         if bad or not self.regimes:
             raise ValueError(f"regimes must be drawn from {REGIMES}, got {self.regimes!r}")

@@ -1,0 +1,65 @@
+"""The shared boundary checks: one TypeError/ValueError contract, numpy scalars accepted."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from diffusion.validation import check_array, check_bool, check_choice, check_int, check_real
+
+
+def test_check_int_types_and_bounds():
+    assert check_int("n", np.int64(64), 1) == 64 and type(check_int("n", np.int64(64))) is int
+    for bad in (True, 1.0, "3", None):
+        with pytest.raises(TypeError, match="n must be an integer"):
+            check_int("n", bad)
+    with pytest.raises(ValueError, match=r"n must be an integer >= 1, got 0"):
+        check_int("n", 0, 1)
+    with pytest.raises(ValueError, match=r"in \[1, 3\]"):
+        check_int("n", 4, 1, 3)
+
+
+def test_check_real_rejects_non_finite_and_respects_open_bounds():
+    assert check_real("lr", np.float32(0.5), 0, low_open=True) == 0.5
+    assert check_real("wd", 0, 0) == 0.0
+    with pytest.raises(ValueError, match="lr must be a finite number > 0, got 0.0"):
+        check_real("lr", 0.0, 0, low_open=True)
+    for bad in (math.nan, math.inf, -math.inf):
+        with pytest.raises(ValueError, match="finite"):
+            check_real("x", bad)
+    with pytest.raises(TypeError, match="real number"):
+        check_real("x", False)
+    with pytest.raises(ValueError, match="<= 1"):
+        check_real("p", 1.5, 0, 1)
+
+
+def test_check_choice_bool_array():
+    assert check_choice("law", "log", ("log", "power")) == "log"
+    with pytest.raises(ValueError, match=r"law must be one of \['log', 'power'\], got 'exp'"):
+        check_choice("law", "exp", ("log", "power"))
+    with pytest.raises(ValueError, match="one of"):
+        check_choice("law", ["unhashable"], ("log",))
+    assert check_bool("flag", np.bool_(True)) is True
+    with pytest.raises(TypeError, match="True or False"):
+        check_bool("flag", 1)
+    assert check_array("x", [1, 2], ndim=1).dtype == float
+    with pytest.raises(ValueError, match="2-dimensional"):
+        check_array("x", [1, 2], ndim=2)
+    with pytest.raises(ValueError, match="finite"):
+        check_array("x", [1, np.nan])
+    with pytest.raises(TypeError, match="array of float"):
+        check_array("x", ["a"])
+
+
+@given(st.integers(-(10**6), 10**6))
+def test_numpy_and_python_integers_agree(n):
+    assert check_int("n", np.int64(n)) == check_int("n", n) == n
+
+
+@given(st.floats(allow_nan=False, allow_infinity=False))
+def test_finite_floats_pass_through_unchanged(x):
+    assert check_real("x", x) == x
