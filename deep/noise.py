@@ -260,16 +260,15 @@ def gradient_noise_scale(
         return loss_fn(functional_call(model, (p, buffers), (xi.unsqueeze(0),)), yi.unsqueeze(0))
 
     per_example = vmap(grad(sample_loss), in_dims=(None, 0, 0))
-    total = torch.zeros(sum(p.numel() for p in params.values()), dtype=torch.float64)
+    total = {k: torch.zeros(p.shape, dtype=torch.float64) for k, p in params.items()}
     sq = 0.0
     for i in range(0, len(y), batch_size):
         g = per_example(params, x[i : i + batch_size], y[i : i + batch_size])
-        flat = torch.cat([g[k].reshape(len(g[k]), -1) for k in params], dim=1).double()
-        total += flat.sum(0)
-        sq += float((flat**2).sum())
+        for k, gk in g.items():  # per tensor: no (chunk x n_params) copy
+            total[k] += gk.sum(0, dtype=torch.float64)
+            sq += float(torch.linalg.vector_norm(gk, dtype=torch.float64) ** 2)
     n = len(y)
-    mean = total / n
-    g2 = float(mean @ mean)
+    g2 = sum(float((t / n).pow(2).sum()) for t in total.values())
     trace = max(sq / n - g2, 0.0)
     return NoiseScale(trace / g2 if g2 > 0 else math.inf, trace, g2, 0.0, 0.0, n, "per_example")
 
