@@ -48,6 +48,7 @@ FIGURES: dict[str, str] = {
     "distance": "figures.distance",
     "lawmap": "figures.lawmap",
     "table": "figures.table",
+    "sharpness": "figures.sharpness",
     "overlay": "figures.overlay",
 }
 """Figure name -> module, in the order ``python -m figures`` builds them."""
