@@ -1,8 +1,8 @@
 """Benchmarks of the sharpness and gradient-noise measurements (deep/sharpness.py, deep/noise.py).
 
 ``deep.hessian_top``
-    The top Hessian eigenvalue of ``f1_small`` (118k weights) on 512 random 28x28 inputs (
-    float32) by Lanczos (:func:`deep.sharpness.top_hessian_eigenvalues`, relative tolerance
+    The top Hessian eigenvalue of ``f1_small`` (118k weights) on 512 random 28x28 inputs,
+    in float32, by Lanczos (:func:`deep.sharpness.top_hessian_eigenvalues`, relative tolerance
     1e-4) against power iteration on the same Hessian-vector products until the eigenvalue
     changes by less than 1e-4 relatively (the usual choice, e.g. PyHessian's). Goal: Lanczos
     at least as fast.
