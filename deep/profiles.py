@@ -48,6 +48,9 @@ from diffusion.validation import check_int, check_real
 
 __all__ = [
     "REGIMES",
+    "EXTRA_REGIMES",
+    "ALL_REGIMES",
+    "GOYAL_WARMUP_EPOCHS",
     "Recipe",
     "Profile",
     "PROFILES",
@@ -61,6 +64,18 @@ __all__ = [
 
 REGIMES: tuple[str, ...] = ("SB", "LB", "LB+LR", "LB+LR+GBN", "LB+LR+GBN+RA")
 """The table's columns, in the paper's order."""
+
+EXTRA_REGIMES: tuple[str, ...] = ("LB+LIN+WU", "LB+LR-CLIP")
+"""Optional columns beyond the paper's: ``LB+LIN+WU`` is Goyal et al.'s recipe (learning rate
+scaled linearly, ``B_L / B_S``, reached by a linear warm-up of :data:`GOYAL_WARMUP_EPOCHS`,
+no gradient clipping); ``LB+LR-CLIP`` is the paper's ``LB+LR`` without its clipping. Beside
+``LB+LR`` (sqrt rule with clipping, as the paper's code clipped every step) they set warm-up
+against clipping."""
+
+ALL_REGIMES: tuple[str, ...] = REGIMES + EXTRA_REGIMES
+
+GOYAL_WARMUP_EPOCHS = 5.0
+"""Warm-up of ``LB+LIN+WU``: Goyal et al.'s five epochs."""
 
 
 @dataclass(frozen=True)
@@ -216,9 +231,9 @@ class Profile:
         if len(set(names)) != len(names):
             raise ValueError(f"recipe names must be unique, got {names}")
         check_int("seeds", self.seeds, 1)
-        bad = [g for g in self.regimes if g not in REGIMES]
+        bad = [g for g in self.regimes if g not in ALL_REGIMES]
         if bad or not self.regimes:
-            raise ValueError(f"regimes must be drawn from {REGIMES}, got {self.regimes!r}")
+            raise ValueError(f"regimes must be drawn from {ALL_REGIMES}, got {self.regimes!r}")
 
     def recipe(self, name: str) -> Recipe:
         """The recipe called ``name`` (case-insensitive; model names also match)."""
@@ -269,9 +284,11 @@ def regime_settings(recipe: Recipe, regime: str) -> dict[str, Any]:
     """
     if not isinstance(recipe, Recipe):
         raise TypeError(f"recipe must be a Recipe, got {type(recipe).__name__}")
-    if regime not in REGIMES:
-        raise ValueError(f"regime must be one of {REGIMES}, got {regime!r}")
+    if regime not in ALL_REGIMES:
+        raise ValueError(f"regime must be one of {ALL_REGIMES}, got {regime!r}")
     large = regime != "SB"
+    goyal = regime == "LB+LIN+WU"
+    scaling = "linear" if goyal else ("sqrt" if "LR" in regime else "none")
     return {
         "model": recipe.model,
         "data": recipe.data,
@@ -279,15 +296,15 @@ def regime_settings(recipe: Recipe, regime: str) -> dict[str, Any]:
         "epochs": recipe.epochs,
         "lr": recipe.lr,
         "base_batch_size": recipe.small_batch,
-        "lr_scaling": "sqrt" if "LR" in regime else "none",
+        "lr_scaling": scaling,
         "ghost_size": recipe.ghost_size if "GBN" in regime else None,
         "regime_adaptation": regime.endswith("RA"),
         "milestones": recipe.milestones,
         "lr_decay": recipe.lr_decay,
         "momentum": recipe.momentum,
         "weight_decay": recipe.weight_decay,
-        "warmup_epochs": recipe.warmup_epochs,
-        "grad_clip": recipe.grad_clip,
+        "warmup_epochs": GOYAL_WARMUP_EPOCHS if goyal else recipe.warmup_epochs,
+        "grad_clip": None if goyal or regime.endswith("-CLIP") else recipe.grad_clip,
         "augment": recipe.augment,
         "eval_every": recipe.eval_every,
         "trace_per_decade": recipe.trace_per_decade,
@@ -316,12 +333,15 @@ QUICK = Profile(
     name="quick",
     device="cpu",
     seeds=5,
+    regimes=ALL_REGIMES,
     description=(
         "CPU profile. F1 (784-512x5-10, batch norm) on MNIST-5k (4000 train / 1000 validation, "
         "a new split per seed), B_S=32 vs B_L=1024 (the paper's ratio 4096/128 = 32), ghost 32, "
         "32 epochs with lr x0.1 at epochs 16 and 24 -- long enough for SB to converge (SB at 64 "
         "epochs is run as the control of `sb_converged`); RA stretches epochs and milestones 32x "
-        "(4000 updates, as many as SB)."
+        "(4000 updates, as many as SB). Two more columns set warm-up against clipping: "
+        "LB+LIN+WU (Goyal et al.: linear lr scaling, 5-epoch warm-up, no clipping) and "
+        "LB+LR-CLIP (the sqrt rule without the paper's clipping)."
     ),
     recipes=(
         Recipe(

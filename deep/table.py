@@ -29,7 +29,14 @@ import numpy as np
 
 from diffusion.records import atomic_write_bytes, atomic_write_json
 
-from .checks import Check, lb_below_sb, ra_matches_sb, sb_converged, validation_noise_floor
+from .checks import (
+    Check,
+    lb_below_sb,
+    paired_differences,
+    ra_matches_sb,
+    sb_converged,
+    validation_noise_floor,
+)
 from .profiles import (
     REGIMES,
     Profile,
@@ -70,7 +77,15 @@ CSV_COLUMNS = (
 )
 """Header of ``table.csv`` (one line per cell; accuracies in percent, ``;``-separated)."""
 
-_SHORT = {"SB": "SB", "LB": "LB", "LB+LR": "+LR", "LB+LR+GBN": "+GBN", "LB+LR+GBN+RA": "+RA"}
+_SHORT = {
+    "SB": "SB",
+    "LB": "LB",
+    "LB+LR": "+LR",
+    "LB+LR+GBN": "+GBN",
+    "LB+LR+GBN+RA": "+RA",
+    "LB+LIN+WU": "+LIN+WU",
+    "LB+LR-CLIP": "+LR-clip",
+}
 
 CONTROL = "SB@2E"
 """Name of the control cell: SB trained :data:`deep.profiles.CONVERGENCE_FACTOR` times longer."""
@@ -164,6 +179,29 @@ class RowResult:
         return validation_noise_floor(self.cells["SB"].mean, self.n_val)
 
     @property
+    def comparisons(self) -> dict[str, dict]:
+        """Warm-up against clipping: each extra column minus ``LB+LR``, paired by seed.
+
+        Measurements, not claims: ``{"LB+LIN+WU - LB+LR": {"mean", "se", "differences",
+        "seeds"}, ...}`` for the extra columns that ran.
+        """
+        base = self.cells.get("LB+LR")
+        out: dict[str, dict] = {}
+        for regime in ("LB+LIN+WU", "LB+LR-CLIP"):
+            cell = self.cells.get(regime)
+            if base is None or cell is None:
+                continue
+            seeds, d = paired_differences(cell.accuracies, cell.seeds, base.accuracies, base.seeds)
+            se = float(d.std(ddof=1) / math.sqrt(d.size)) if d.size > 1 else math.nan
+            out[f"{regime} - LB+LR"] = {
+                "mean": float(d.mean()) if d.size else math.nan,
+                "se": se,
+                "differences": d.tolist(),
+                "seeds": seeds,
+            }
+        return out
+
+    @property
     def passed(self) -> bool:
         """Every check of the row was judged and holds."""
         return bool(self.checks) and all(c.passed is True for c in self.checks.values())
@@ -189,6 +227,12 @@ class RowResult:
             "validation_noise_floor": None if math.isnan(self.noise_floor) else self.noise_floor,
             "checks": {k: c.as_dict() for k, c in self.checks.items()},
             "passed": self.passed,
+            "comparisons": {
+                k: {
+                    n: (None if isinstance(v, float) and math.isnan(v) else v) for n, v in c.items()
+                }
+                for k, c in self.comparisons.items()
+            },
         }
 
 
@@ -465,6 +509,10 @@ def run_table(
 
 
 # ----------------------------------------------------------------------------- writers
+def _nan_to_none(values: dict) -> dict:
+    return {k: None if isinstance(v, float) and math.isnan(v) else v for k, v in values.items()}
+
+
 def _fmt(cell: Cell | None) -> str:
     if cell is None:
         return "--"
@@ -494,7 +542,9 @@ def format_markdown(result: TableResult) -> str:
             + " |"
         )
         if r.paper:
-            ref = [f"({r.paper[REGIMES.index(g)]:.2f})" for g in result.regimes]
+            ref = [
+                f"({r.paper[REGIMES.index(g)]:.2f})" if g in REGIMES else "" for g in result.regimes
+            ]
             lines.append("| (paper) | | | | | " + " | ".join(ref) + (" | |" if controls else " |"))
     lines += ["", "The paper's claims, per row (two-sided checks, numbers as used):", ""]
     for row in result.rows:
@@ -502,6 +552,12 @@ def format_markdown(result: TableResult) -> str:
         lines.append(f"- **{row.recipe.name}** ({verdict}):")
         for check in row.checks.values():
             lines.append(f"  - {check.line()}")
+        for name, c in row.comparisons.items():
+            per_seed = ", ".join(f"{d:+.2f}" for d in c["differences"])
+            lines.append(
+                f"  - warm-up against clipping, `{name}` paired by seed: mean {c['mean']:+.2f} "
+                f"± {c['se']:.2f} (se); per seed {per_seed} (a measurement, not a claim)"
+            )
         if not math.isnan(row.noise_floor):
             lines.append(
                 f"  - validation noise floor: {row.noise_floor:.2f} points (binomial standard "

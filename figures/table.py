@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from deep.profiles import REGIMES, get_profile
+from deep.profiles import ALL_REGIMES, REGIMES, get_profile
 from deep.table import TableResult, format_markdown, run_table
 from diffusion.records import atomic_write_bytes, atomic_write_json
 from figures import style
@@ -26,7 +26,15 @@ from figures.settings import data_root, torch_threads
 NAME = "table"
 TITLE = "validation accuracy of SB / LB / +LR / +GBN / +RA: grouped bars (mean ± std) + markdown"
 
-SHORT = {"SB": "SB", "LB": "LB", "LB+LR": "+LR", "LB+LR+GBN": "+GBN", "LB+LR+GBN+RA": "+RA"}
+SHORT = {
+    "SB": "SB",
+    "LB": "LB",
+    "LB+LR": "+LR",
+    "LB+LR+GBN": "+GBN",
+    "LB+LR+GBN+RA": "+RA",
+    "LB+LIN+WU": "+lin\n+warm",
+    "LB+LR-CLIP": "+LR\n-clip",
+}
 
 
 @dataclass(frozen=True)
@@ -104,7 +112,7 @@ def _arrays(result: TableResult) -> dict[str, np.ndarray]:
         out[f"{key}.steps"] = np.array([max(c.steps) for c in cells])
         paper = row.recipe.paper
         out[f"{key}.paper"] = (
-            np.array([paper[REGIMES.index(g)] for g in result.regimes])
+            np.array([paper[REGIMES.index(g)] if g in REGIMES else np.nan for g in result.regimes])
             if paper
             else np.full(len(cells), np.nan)
         )
@@ -120,7 +128,7 @@ def draw(result: TableResult):
         cells = [row.cells[g] for g in result.regimes]
         mean = np.array([c.mean for c in cells])
         std = np.array([c.std for c in cells])
-        colors = [style.color(REGIMES.index(g)) for g in result.regimes]
+        colors = [style.color(ALL_REGIMES.index(g)) for g in result.regimes]
         lo = min(min(c.accuracies) for c in cells)
         hi = max(max(c.accuracies) for c in cells)
         pad = max(0.15 * (hi - lo), 0.5)
@@ -149,7 +157,10 @@ def draw(result: TableResult):
                 fontsize=6,
             )
         if row.recipe.paper:
-            paper = [row.recipe.paper[REGIMES.index(g)] for g in result.regimes]
+            paper = [
+                row.recipe.paper[REGIMES.index(g)] if g in REGIMES else np.nan
+                for g in result.regimes
+            ]
             ax.plot(
                 x,
                 paper,
@@ -161,7 +172,7 @@ def draw(result: TableResult):
                 zorder=4,
                 label="paper (its dataset and batch sizes)",
             )
-            hi = max(hi, max(paper))
+            hi = max(hi, np.nanmax(paper))
             ax.legend(loc="upper left", fontsize=6)
         labels = [SHORT[g] for g in result.regimes]
         if row.control is not None:  # SB trained twice as long: the control of sb_converged

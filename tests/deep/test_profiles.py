@@ -133,3 +133,21 @@ def test_one_step_of_each_paper_network_on_random_data(recipe):
     assert math.isfinite(moved) and moved > 0
     with torch.no_grad():
         assert torch.isfinite(model.eval()(x)).all()
+
+
+def test_the_extra_columns_set_warm_up_against_clipping():
+    """Goyal et al.: linear scaling reached by a 5-epoch warm-up, no clipping; the sqrt rule
+    without clipping. Catches a Goyal column that keeps the recipe's clipping or scales by
+    sqrt, and a -CLIP column that still clips."""
+    from deep.profiles import ALL_REGIMES, EXTRA_REGIMES, GOYAL_WARMUP_EPOCHS
+
+    recipe = QUICK.recipes[0]
+    assert recipe.grad_clip == 5.0 and QUICK.regimes == ALL_REGIMES
+    goyal = regime_settings(recipe, "LB+LIN+WU")
+    assert goyal["batch_size"] == recipe.large_batch and goyal["lr_scaling"] == "linear"
+    assert goyal["warmup_epochs"] == GOYAL_WARMUP_EPOCHS == 5.0 and goyal["grad_clip"] is None
+    assert goyal["ghost_size"] is None and goyal["regime_adaptation"] is False
+    noclip = regime_settings(recipe, "LB+LR-CLIP")
+    assert noclip["lr_scaling"] == "sqrt" and noclip["grad_clip"] is None
+    assert regime_settings(recipe, "LB+LR")["grad_clip"] == 5.0  # the paper's +LR clips
+    assert set(EXTRA_REGIMES) == {"LB+LIN+WU", "LB+LR-CLIP"}

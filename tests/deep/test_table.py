@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import math
 
@@ -202,3 +203,26 @@ def test_boundary_errors(tmp_path):
     with pytest.raises(KeyError, match="final validation accuracy"):
         final_accuracy({"steps": 3})
     assert final_accuracy({"final_val_acc": 0.5}) == 50.0
+
+
+def test_warm_up_against_clipping_columns_train_and_are_compared_by_seed(tmp_path):
+    """The two extra columns run with their recipes (the Goyal run's peak rate is the linear
+    rule's and it warms up; no run clips) and are compared with +LR seed by seed."""
+    from deep.profiles import ALL_REGIMES
+
+    prof = dataclasses.replace(TINY, regimes=("LB+LR", "LB+LIN+WU", "LB+LR-CLIP"))
+    result = run_table(prof, tmp_path / "runs", out=tmp_path, control=False)
+    row = result.row("Digits")
+    goyal = load_run(row.cells["LB+LIN+WU"].runs[0])
+    assert goyal.config["grad_clip"] is None and goyal.config["warmup_epochs"] == 5.0
+    assert goyal.summary["peak_lr"] == pytest.approx(0.05 * 128 / 32)
+    lr = goyal.records["extra.lr"]
+    assert lr[0] < lr.max()  # warming up
+    assert load_run(row.cells["LB+LR-CLIP"].runs[0]).config["grad_clip"] is None
+    comp = row.comparisons["LB+LIN+WU - LB+LR"]
+    d = np.array(row.cells["LB+LIN+WU"].accuracies) - np.array(row.cells["LB+LR"].accuracies)
+    assert comp["differences"] == pytest.approx(d.tolist())
+    assert comp["se"] == pytest.approx(d.std(ddof=1) / np.sqrt(2))
+    md = result.markdown()
+    assert "warm-up against clipping" in md and "+LIN+WU" in md
+    assert set(ALL_REGIMES) >= set(result.regimes)
