@@ -16,6 +16,7 @@ folder must be on a file system that every worker sees.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import sys
 import time
@@ -142,11 +143,13 @@ def train_many(
     from joblib import Parallel, delayed
 
     threads = max(1, (os.cpu_count() or 1) // n_jobs) if backend == "loky" else 1
-    jobs = (delayed(_train_one)(c, str(runs.resolve()), threads, runtime) for c in configs)
+    # dask workers may start elsewhere: they get the absolute folder, the caller its own path
+    where = str(runs.resolve()) if backend == "dask" else str(runs)
+    jobs = (delayed(_train_one)(c, where, threads, runtime) for c in configs)
     with parallel_backend(backend, scheduler):
         for run in Parallel(n_jobs=n_jobs, return_as="generator")(jobs):
-            out.append(run)
-            report(len(out), run)
+            out.append(dataclasses.replace(run, path=runs / run.path.name))
+            report(len(out), out[-1])
     return out
 
 

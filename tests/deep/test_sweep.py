@@ -45,6 +45,7 @@ def test_a_dask_local_cluster_gives_the_same_runs(tmp_path):
     cluster = train_many(_configs(), tmp_path / "b", runtime=runtime, n_jobs=2, backend="dask")
     for s, c in zip(serial, cluster, strict=True):
         assert s.path.name == c.path.name
+        assert c.path == tmp_path / "b" / c.path.name  # the caller's folder, as given
         assert np.array_equal(s.records["distance"], c.records["distance"])
 
 
