@@ -28,7 +28,6 @@ entry point.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import sys
@@ -43,7 +42,7 @@ from diffusion.records import Run, load_run
 from diffusion.validation import check_int, check_real
 
 from .checks import Check, adapted_agree, log_law, slope_decreases
-from .sweep import add_backend_arguments, save_sweep, train_many
+from .sweep import add_backend_arguments, print_result, save_sweep, train_many
 
 __all__ = [
     "DistanceConfig",
@@ -584,9 +583,5 @@ def _main(args: argparse.Namespace) -> int:
         backend=args.backend,
         scheduler=args.scheduler,
     )
-    if args.json:
-        print(json.dumps(result.as_dict(), indent=1))
-    else:
-        print(result.table())
-        print(f"sweep folder: {result.path}")
+    print_result(result, args.json, f"sweep folder: {result.path}")
     return 0

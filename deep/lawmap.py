@@ -19,7 +19,6 @@ without) on MNIST-1D generated at 5k, 20k or 80k sequences: a few seconds per ce
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import sys
@@ -35,7 +34,7 @@ from diffusion.records import Run
 from diffusion.validation import check_bool, check_int
 
 from .checks import Check, log_law
-from .sweep import add_backend_arguments, save_sweep, train_many
+from .sweep import add_backend_arguments, print_result, save_sweep, train_many
 
 __all__ = [
     "LawMapConfig",
@@ -479,9 +478,7 @@ def _main(args: argparse.Namespace) -> int:
         backend=args.backend,
         scheduler=args.scheduler,
     )
-    if args.json:
-        print(json.dumps(result.as_dict(), indent=1))
-    else:
-        print(result.table())
-        print(f"map folder: {result.path} ({time.perf_counter() - start:.0f} s)")
+    print_result(
+        result, args.json, f"map folder: {result.path} ({time.perf_counter() - start:.0f} s)"
+    )
     return 0

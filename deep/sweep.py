@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import os
 import sys
 import time
@@ -26,7 +27,14 @@ from typing import Any
 
 from diffusion.records import IncompleteRunError, Run, load_run, run_dir, save_run, to_jsonable
 
-__all__ = ["BACKENDS", "train_many", "parallel_backend", "add_backend_arguments", "save_sweep"]
+__all__ = [
+    "BACKENDS",
+    "train_many",
+    "parallel_backend",
+    "add_backend_arguments",
+    "save_sweep",
+    "print_result",
+]
 
 BACKENDS = ("loky", "dask")
 """joblib backends a sweep can run on."""
@@ -188,3 +196,12 @@ def save_sweep(
         pass
     save_run(runs, config, records, summary)
     return path
+
+
+def print_result(result: Any, as_json: bool, footer: str) -> None:
+    """Print a sweep's result: its summary as JSON, or its table and ``footer``."""
+    if as_json:
+        print(json.dumps(to_jsonable(result.as_dict(), "result"), indent=1))
+    else:
+        print(result.table())
+        print(footer)
