@@ -113,3 +113,18 @@ def test_asymmetric_ties_give_w_tilde_from_the_convex_minimisation():
     np.testing.assert_allclose(f.rho[-1], p.w_tilde, atol=1e-9)
     ls = np.linalg.lstsq(Z[S], -np.log(np.array([4, 2, 1]) / 7.0), rcond=None)[0]
     assert np.linalg.norm(ls - p.w_tilde) > 0.02
+
+
+def test_squared_logistic_flow_does_not_stall_on_underflow():
+    """l = log(1+e^-u)^2 (c = 2, a = 2): a plain lambdify makes l' exactly 0 above u ~ 37 and
+    the flow stalls; the stable forms carry it to t = e^230 onto the predicted w_tilde.
+
+    Catches: double-precision forms used where they underflow (the issue's t L = 0).
+    """
+    loss = from_expression(sp.log(1 + sp.exp(-U)) ** 2, tail=TailForm(2.0, 2.0))
+    u = np.array([40.0, 100.0])  # -l' = 2 e^{-2u} (1 - 3 e^{-u}/2 + ...): below 1e-30 here
+    np.testing.assert_allclose(loss.log_neg_derivative(u), math.log(2.0) - 2.0 * u, rtol=1e-12)
+    p = predict(ORTHO, eta=1.0, c=2.0, a=2.0, mu=1.0)
+    f = gradient_flow(ORTHO, loss=loss, log_t=np.log([1e20, 1e100]), drift=p.w_hat / 2.0)
+    np.testing.assert_allclose(f.rho[-1], p.w_tilde, atol=1e-9)
+    assert 1e100 * f.measures["loss"][-1] == pytest.approx(p.tL_limit, rel=1e-9)
