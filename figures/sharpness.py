@@ -181,7 +181,8 @@ def _bars(ax, data: SharpnessFigureData, values: dict[str, np.ndarray], ylabel: 
         for i in range(len(regimes)):
             seeds = m[i][np.isfinite(m[i])]
             ax.plot(np.full(len(seeds), pos[i]), seeds, "o", color="black", ms=2, zorder=3)
-    ax.set_xticks(x, [table_figure.SHORT.get(g, g) for g in regimes])
+    labels = [table_figure.SHORT.get(g, g).replace("\n", " ") for g in regimes]
+    ax.set_xticks(x, labels, rotation=35, ha="right", fontsize=6)
     ax.set_ylabel(ylabel)
     ax.grid(axis="x", visible=False)
     if len(rows) > 1:
@@ -216,28 +217,30 @@ def _sweep_panel(ax, sweep: SweepComparison) -> None:
         f"slope $\\propto D^{{\\alpha}}$: "
         f"$\\alpha$ = {sweep.exponent:.2f} ± {sweep.exponent_se:.2f}"
         if np.isfinite(sweep.exponent)
-        else "fewer than 3 fitted batch sizes: no exponent"
+        else "no exponent (< 3 fitted batch sizes)"
     )
-    ax.text(0.03, 0.04, text, transform=ax.transAxes, fontsize=6, va="bottom")
+    ax.text(0.97, 0.97, text, transform=ax.transAxes, fontsize=6, va="top", ha="right")
     ax.set_xlabel("batch size $B$")
     ax.set_ylabel("relative to the smallest batch")
-    ax.legend(fontsize=5.5, loc="upper right")
+    ax.legend(fontsize=5.5, loc="lower left")
 
 
 def draw(data: SharpnessFigureData):
     """The three panels."""
-    fig, axes = style.new_figure(1, 3, width="page", aspect=0.9)
+    fig, axes = style.new_figure(1, 3, width="page", aspect=1.15)
     ax, bx, cx = axes[0]
     values = arrays(data)
     rows = [row.recipe.name for row in data.table.rows]
     _bars(ax, data, {n: values[f"{n}.top_eigenvalue"] for n in rows}, r"top Hessian eigenvalue")
-    ax.set_title(f"at $w_T$, {data.settings.n_samples} samples", fontsize=7)
+    ax.set_title(f"at $w_T$, {data.settings.n_samples} samples", fontsize=6.5, loc="right")
     _bars(bx, data, {n: values[f"{n}.eps_sharpness"] for n in rows}, r"$\epsilon$-sharpness (%)")
     space = data.settings.subspace_dim
     where = "full space" if space is None else f"{space}-dim subspace"
-    bx.set_title(f"Keskar, $\\epsilon$={data.settings.epsilon:g}, {where}", fontsize=7)
+    bx.set_title(
+        f"Keskar, $\\epsilon$={data.settings.epsilon:g}, {where}", fontsize=6.5, loc="right"
+    )
     _sweep_panel(cx, data.sweep)
-    cx.set_title("noise at $w_0$ vs log slope", fontsize=7)
+    cx.set_title("noise at $w_0$ vs log slope", fontsize=6.5, loc="right")
     for a, letter in zip((ax, bx, cx), "ABC", strict=True):
         style.panel_label(a, letter)
     return fig
