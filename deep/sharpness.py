@@ -32,6 +32,9 @@ from __future__ import annotations
 
 import argparse
 import copy
+import dataclasses
+import hashlib
+import json
 import math
 import os
 from collections.abc import Callable
@@ -45,6 +48,8 @@ import torch
 import torch.nn.functional as F
 from scipy.sparse.linalg import LinearOperator, eigsh
 from torch import nn
+
+from diffusion.records import atomic_write_json
 
 __all__ = [
     "LossFn",
@@ -98,6 +103,19 @@ class HessianEigenResult:
     dtype: str
     n_hvp: int
 
+    @classmethod
+    def from_dict(cls, d: dict) -> HessianEigenResult:
+        """The result of :meth:`as_dict` (without eigenvectors)."""
+        return cls(
+            np.asarray(d["eigenvalues"], dtype=float),
+            None,
+            float(d["loss"]),
+            int(d["n_samples"]),
+            int(d["n_params"]),
+            str(d["dtype"]),
+            int(d["n_hvp"]),
+        )
+
     def as_dict(self) -> dict:
         """JSON-able view (without the eigenvectors)."""
         return {
@@ -147,6 +165,11 @@ class EpsilonSharpnessResult:
     def as_dict(self) -> dict:
         """JSON-able view."""
         return dict(self.__dict__)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> EpsilonSharpnessResult:
+        """The result of :meth:`as_dict`."""
+        return cls(**{f.name: d[f.name] for f in dataclasses.fields(cls)})
 
 
 @dataclass(frozen=True)
@@ -628,6 +651,10 @@ def sharpness_of_run(
 ) -> SharpnessResult:
     """Sharpness of the final weights of a finished training run.
 
+    The measurement is kept beside the run's records (``sharpness-<hash>.json``, named by the
+    run's identity and these settings) and read back instead of measured again; a file that
+    cannot be read is measured anew and replaced.
+
     Parameters
     ----------
     run_dir : path
@@ -656,6 +683,57 @@ def sharpness_of_run(
     -------
     SharpnessResult
     """
+    settings = {
+        "n_samples": n_samples,
+        "k": k,
+        "epsilon": epsilon,
+        "subspace_dim": subspace_dim,
+        "maxiter": maxiter,
+        "dtype": str(dtype),
+        "tol": tol,
+        "seed": seed,
+    }
+    cache = _cache_file(run_dir, settings)
+    if cache is not None:
+        cached = _read_cache(cache)
+        if cached is not None:
+            return cached
+    result = _measure(run_dir, n_samples, k, epsilon, subspace_dim, maxiter, dtype, tol, seed,
+                      data_root)  # fmt: skip
+    if cache is not None:
+        atomic_write_json(cache, {"settings": settings, "result": result.as_dict(),
+                                  "config": result.config})  # fmt: skip
+    return result
+
+
+def _cache_file(run_dir: str | os.PathLike, settings: dict) -> Path | None:
+    """Where a measurement of ``run_dir`` with ``settings`` is kept: beside the run's records,
+    named by the hash of the run's identity and of the settings (``None`` for no run folder)."""
+    path = Path(run_dir)
+    try:
+        meta = json.loads((path / "config.json").read_text())["meta"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    key = json.dumps({"run": meta.get("hash"), "settings": settings}, sort_keys=True)
+    return path / f"sharpness-{hashlib.sha256(key.encode()).hexdigest()[:16]}.json"
+
+
+def _read_cache(path: Path) -> SharpnessResult | None:
+    """The cached measurement, or ``None`` when there is none or it cannot be read."""
+    try:
+        doc = json.loads(path.read_text())
+        r = doc["result"]
+        eps = EpsilonSharpnessResult.from_dict(r["epsilon"]) if r["epsilon"] else None
+        hessian = HessianEigenResult.from_dict(r["hessian"])
+        return SharpnessResult(
+            str(r["run"]), hessian, eps, int(r["n_samples"]), int(r["seed"]), doc["config"]
+        )
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _measure(run_dir, n_samples, k, epsilon, subspace_dim, maxiter, dtype, tol, seed, data_root):
+    """Both measures on a finished run (no cache)."""
     run = load_run_data(run_dir, n_samples=n_samples, seed=seed, data_root=data_root)
     data = (run.x, run.y)
     hessian = top_hessian_eigenvalues(

@@ -255,6 +255,30 @@ def test_sharpness_of_run_measures_the_final_weights_on_the_stated_subset(run_pa
     assert res.top_eigenvalue > 0 and res.epsilon.sharpness > 0 and r64.epsilon is None
 
 
+def test_a_measurement_is_kept_beside_the_run_and_read_back(run_path):
+    """A second call reads the kept file (same numbers, no new measurement); other settings
+    get another file; an unreadable file is measured anew. Catches a cache keyed without the
+    settings (the second settings would read the first file's numbers)."""
+    import glob
+    import os
+
+    kw = dict(n_samples=64, epsilon=1e-3, maxiter=2, seed=5)
+    first = sharpness_of_run(run_path, **kw)
+    files = glob.glob(os.path.join(run_path, "sharpness-*.json"))
+    assert files
+    again = sharpness_of_run(run_path, **kw)
+    assert again.top_eigenvalue == first.top_eigenvalue
+    assert again.epsilon.sharpness == first.epsilon.sharpness
+    other = sharpness_of_run(run_path, **{**kw, "n_samples": 96})
+    assert other.n_samples == 96 and other.hessian.loss != first.hessian.loss
+    assert len(glob.glob(os.path.join(run_path, "sharpness-*.json"))) == len(files) + 1
+    for f in files:
+        with open(f, "w") as fh:
+            fh.write("{not json")
+    redone = sharpness_of_run(run_path, **kw)
+    assert redone.top_eigenvalue == pytest.approx(first.top_eigenvalue, rel=1e-6)
+
+
 def test_cli_prints_json_writes_the_file_and_rejects_unknown_runs(run_path, tmp_path, capsys):
     """``python -m deep sharpness``: JSON per run; a missing run exits with status 2."""
     out = tmp_path / "s.json"
