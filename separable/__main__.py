@@ -101,7 +101,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         replace=args.replace,
         seed=args.sgd_seed,
     )
-    run = run_optimizer(config, args.out, force=args.force)
+    run = run_optimizer(config, args.runs, force=args.force)
     s = run.summary
     if args.json:
         print(json.dumps({"path": str(run.path), **s}, indent=2))
@@ -195,7 +195,9 @@ def build_parser() -> argparse.ArgumentParser:
     p_run.add_argument("--batch-size", type=int, default=4)
     p_run.add_argument("--replace", action="store_true", help="SGD sampling with replacement")
     p_run.add_argument("--sgd-seed", type=int, default=0)
-    p_run.add_argument("--out", default="runs", help="folder of run folders (default runs/)")
+    p_run.add_argument(
+        "--runs", "--out", dest="runs", default="runs", help="folder of run folders (default runs/)"
+    )
     p_run.add_argument("--force", action="store_true", help="recompute even if the run exists")
     p_run.set_defaults(func=_cmd_run)
 
