@@ -138,6 +138,8 @@ class _GhostLoop(torch.autograd.Function):
         k, c = len(ctx.sizes), x.shape[1]
         affine = weight is not None
         dx = torch.empty_like(x)
+        # the kernel's parameter gradients (also without affine parameters: the .out form
+        # needs every output defined) in the parameters' dtype
         dw = x.new_empty((k, c), dtype=weight.dtype if affine else x.dtype)
         db = torch.empty_like(dw)
         start = 0
@@ -145,7 +147,7 @@ class _GhostLoop(torch.autograd.Function):
             rows = slice(start, start + n)
             torch.ops.aten.native_batch_norm_backward.out(
                 dy[rows], x[rows], weight, None, None, save_mean[j], save_invstd[j], True,
-                ctx.eps, [True, affine, affine], out0=dx[rows], out1=dw[j], out2=db[j],
+                ctx.eps, [True, True, True], out0=dx[rows], out1=dw[j], out2=db[j],
             )  # fmt: skip
             start += n
         dweight = dw.sum(0) if affine else None

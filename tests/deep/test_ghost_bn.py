@@ -269,3 +269,33 @@ def test_running_stats_rule_is_validated_and_converted():
     convert_to_ghost(model, 8, running_stats="sequential")
     assert model[1].running_stats == "sequential"
     assert "running_stats=sequential" in repr(model[1])
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_without_affine_and_with_channels_last(strategy):
+    """No affine parameters: per-chunk BatchNorm(affine=False); channels-last input: the same
+    gradients as the contiguous one.
+
+    Mutant caught: the backward kernel asked for no parameter gradients when the layer has
+    none (the ``.out`` form then fails), a gradient laid out in the wrong memory format.
+    """
+    gen = torch.Generator().manual_seed(8)
+    x = torch.randn(64, 3, generator=gen) * 2 + 1
+    dy = torch.randn(64, 3, generator=gen)
+    layer = GhostBatchNorm1d(3, 16, affine=False, strategy=strategy)
+    xa = x.clone().requires_grad_(True)
+    layer(xa).backward(dy)
+    ref = nn.BatchNorm1d(3, affine=False)
+    xb = x.clone().requires_grad_(True)
+    torch.cat([ref(c) for c in xb.split(16)]).backward(dy)
+    torch.testing.assert_close(xa.grad, xb.grad, atol=1e-6, rtol=1e-5)
+    x4 = torch.randn(64, 3, 4, 4, generator=gen)
+    dy4 = torch.randn(64, 3, 4, 4, generator=gen)
+    grads = []
+    for fmt in (torch.channels_last, torch.contiguous_format):
+        layer = GhostBatchNorm2d(3, 16, strategy=strategy)
+        xi = x4.clone().to(memory_format=fmt).requires_grad_(True)
+        layer(xi).backward(dy4)
+        grads.append((xi.grad, layer.weight.grad))
+    for a, b in zip(*grads, strict=True):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
