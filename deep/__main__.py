@@ -38,6 +38,7 @@ def add_parser(subparsers) -> None:
     """Register ``train``."""
     from deep.data import AUGMENTATIONS, DATASETS
     from deep.distributed import BN_MODES
+    from deep.ghost_bn import RUNNING_STATS
     from deep.models import MODELS
     from deep.regime import LR_RULES
 
@@ -89,6 +90,13 @@ def add_parser(subparsers) -> None:
         help="under DDP: batch norm per replica (B/K samples) or synchronised over B",
     )
     p.add_argument(
+        "--ghost-running-stats",
+        choices=RUNNING_STATS,
+        default="mean",
+        help="ghost BN running statistics: once per step from the size-weighted mean of the "
+        "ghost batches (mean, the default) or once per ghost batch as in the paper (sequential)",
+    )
+    p.add_argument(
         "--checkpoint-interval",
         type=float,
         default=60.0,
@@ -136,6 +144,7 @@ def _run_train(args: argparse.Namespace) -> int:
         max_steps=args.max_steps,
         replicas=args.replicas,
         bn_mode=args.bn_mode,
+        ghost_running_stats=args.ghost_running_stats,
     )
     runtime = Runtime(
         device=args.device,

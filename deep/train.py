@@ -45,7 +45,7 @@ import time
 import zipfile
 from collections.abc import Callable
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import ClassVar
 
@@ -74,11 +74,12 @@ from deep.distributed import (
     setup,
     teardown,
 )
-from deep.ghost_bn import convert_to_ghost
+from deep.ghost_bn import RUNNING_STATS, convert_to_ghost
 from deep.models import MODELS, build
 from deep.regime import LR_RULES, AdaptedRegime, Schedule, build_schedule, steps_for_epochs
 from diffusion.metrics import Trace, log_schedule
 from diffusion.records import (
+    HASH_NEUTRAL,
     IncompleteRunError,
     Run,
     atomic_write_bytes,
@@ -185,6 +186,11 @@ class TrainConfig:
         each, as per-GPU batch norm) or synchronised over all ``B`` (``SyncBatchNorm``). It
         is stored as ``"replica"`` where it cannot matter (one replica, or ghost batch norm,
         whose ghost batches are always per replica).
+    ghost_running_stats : {"mean", "sequential"}
+        How ghost batch norm updates its running statistics (:mod:`deep.ghost_bn`): once per
+        step from the size-weighted mean of the ghost batches' statistics (``"mean"``, the
+        default), or once per ghost batch, in order, as the paper's Algorithm 1 and the
+        authors' code do (``"sequential"``).
 
     Notes
     -----
@@ -216,6 +222,7 @@ class TrainConfig:
     max_steps: int | None = None
     replicas: int | None = None
     bn_mode: str = "replica"
+    ghost_running_stats: str = field(default="mean", metadata={HASH_NEUTRAL: "mean"})
 
     def __post_init__(self) -> None:
         _plain_scalars(self)
@@ -255,6 +262,11 @@ class TrainConfig:
         _check_int("replicas", self.replicas, 1)
         if self.bn_mode not in BN_MODES:
             raise ValueError(f"bn_mode must be one of {BN_MODES}, got {self.bn_mode!r}")
+        if self.ghost_running_stats not in RUNNING_STATS:
+            raise ValueError(
+                f"ghost_running_stats must be one of {RUNNING_STATS}, "
+                f"got {self.ghost_running_stats!r}"
+            )
         if self.replicas == 1 or self.ghost_size is not None:
             object.__setattr__(self, "bn_mode", "replica")
         if not 0 < self.lr_decay <= 1:
@@ -490,7 +502,7 @@ def _build_model(config: TrainConfig, data, info: DistInfo | None = None) -> nn.
             f"{config.data!r} has samples of shape {data.input_shape}"
         )
     if config.ghost_size is not None:
-        convert_to_ghost(model, config.ghost_size)
+        convert_to_ghost(model, config.ghost_size, running_stats=config.ghost_running_stats)
     if config.bn_mode == "sync" and info is not None and info.distributed:
         convert_to_sync(model, info.device)
     return model

@@ -31,6 +31,7 @@ __all__ = [
     "package_version",
     "config_to_dict",
     "config_hash",
+    "HASH_NEUTRAL",
     "run_dir",
     "save_run",
     "load_run",
@@ -122,10 +123,23 @@ def _canonical(obj: Any) -> str:
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), allow_nan=False)
 
 
+HASH_NEUTRAL = "hash_neutral_default"
+"""Field metadata key: a field added to a configuration after runs were made with it gives
+``field(default=d, metadata={HASH_NEUTRAL: d})``; while it holds ``d`` it is left out of the
+hash, so the runs made before it existed keep their folders (``config.json`` still shows it)."""
+
+
 def config_hash(config: Any) -> str:
-    """SHA-256 (hex) of the configuration's kind and canonical JSON."""
+    """SHA-256 (hex) of the configuration's kind and canonical JSON.
+
+    Fields at their declared hash-neutral default (:data:`HASH_NEUTRAL`) are left out.
+    """
     kind = getattr(type(config), "KIND", None) or type(config).__name__
-    payload = {"kind": kind, "config": config_to_dict(config)}
+    values = config_to_dict(config)
+    for f in dataclasses.fields(config):
+        if HASH_NEUTRAL in f.metadata and getattr(config, f.name) == f.metadata[HASH_NEUTRAL]:
+            values.pop(f.name, None)
+    payload = {"kind": kind, "config": values}
     return hashlib.sha256(_canonical(payload).encode()).hexdigest()
 
 

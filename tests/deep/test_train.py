@@ -354,3 +354,36 @@ def test_resume_after_kill_is_bitwise_identical(tmp_path):
     states = zip(ma["optimizer"]["state"].values(), mb["optimizer"]["state"].values(), strict=True)
     for sa, sb in states:
         assert torch.equal(sa["momentum_buffer"], sb["momentum_buffer"])
+
+
+def test_ghost_running_stats_reaches_the_layers_and_keeps_old_folders(tmp_path):
+    """The default rule ("mean") is hash-neutral: a config without the field names the same
+    folder as before the field existed; "sequential" is another run whose ghost layers use it.
+    Catches a rule that is recorded but never handed to convert_to_ghost."""
+    import dataclasses
+
+    from deep.ghost_bn import GhostBatchNorm1d
+    from diffusion.records import config_hash, config_to_dict
+
+    base = TrainConfig(
+        model="mlp_digits", data="digits", batch_size=64, ghost_size=16, epochs=1.0,
+        max_steps=2, eval_every=None, trace_per_decade=5,
+    )  # fmt: skip
+    seq = dataclasses.replace(base, ghost_running_stats="sequential")
+    assert "ghost_running_stats" in config_to_dict(base)  # shown in config.json
+    fields = {k: v for k, v in config_to_dict(base).items() if k != "ghost_running_stats"}
+    import hashlib
+    import json
+
+    legacy = {"kind": "train", "config": fields}
+    text = json.dumps(legacy, sort_keys=True, separators=(",", ":"), allow_nan=False)
+    assert config_hash(base) == hashlib.sha256(text.encode()).hexdigest()
+    assert config_hash(seq) != config_hash(base)
+    with pytest.raises(ValueError, match="ghost_running_stats"):
+        dataclasses.replace(base, ghost_running_stats="median")
+    from deep.train import load_model
+
+    run = train(seq, tmp_path, runtime=Runtime(device="cpu", progress=False))
+    model = load_model(run.path)
+    ghosts = [m for m in model.modules() if isinstance(m, GhostBatchNorm1d)]
+    assert ghosts and all(m.running_stats == "sequential" for m in ghosts)
