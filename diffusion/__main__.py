@@ -86,7 +86,13 @@ def _parser() -> argparse.ArgumentParser:
     walk.add_argument("--field-kind", choices=["short", "fractional"], default="short")
     walk.add_argument("--per-decade", type=int, default=10)
     walk.add_argument("--seed", type=int, default=0)
-    walk.add_argument("--out", default="runs", help="folder of run folders (default: runs/)")
+    walk.add_argument(
+        "--runs",
+        "--out",
+        dest="runs",
+        default="runs",
+        help="folder of run folders (default: runs/)",
+    )
     walk.add_argument("--force", action="store_true", help="recompute even if the run exists")
     walk.add_argument(
         "--max-hours",
@@ -246,7 +252,7 @@ def _too_long(cfg, args: argparse.Namespace) -> str:
         return ""
     if not args.force:
         try:
-            load_run(run_dir(args.out, cfg))
+            load_run(run_dir(args.runs, cfg))
             return ""  # finished already: it is only loaded
         except IncompleteRunError:
             pass
@@ -284,7 +290,7 @@ def _walk(args: argparse.Namespace) -> int:
     if refusal:
         print(f"python -m diffusion: error: {refusal}", file=sys.stderr)
         return 2
-    run = run_walk(cfg, args.out, force=args.force)
+    run = run_walk(cfg, args.runs, force=args.force)
     s = run.summary
     if args.json:
         print(json.dumps({"run": str(run.path), "summary": s}, indent=2, sort_keys=True))
