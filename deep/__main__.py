@@ -89,6 +89,7 @@ def add_parser(subparsers) -> None:
         default="replica",
         help="under DDP: batch norm per replica (B/K samples) or synchronised over B",
     )
+    p.add_argument("--json", action="store_true", help="print the run folder and summary as JSON")
     p.add_argument(
         "--ghost-running-stats",
         choices=RUNNING_STATS,
@@ -176,6 +177,9 @@ def _run_train(args: argparse.Namespace) -> int:
         )
         if k in s
     }
+    if args.json:
+        print(json.dumps({"run": str(run.path), **shown}, indent=1))
+        return 0
     print(f"run: {run.path}")
     print(json.dumps(shown, indent=1))
     return 0
