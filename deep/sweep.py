@@ -25,7 +25,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from diffusion.records import IncompleteRunError, Run, load_run, run_dir, save_run, to_jsonable
+from diffusion.records import Run, find_run, run_dir, save_run, to_jsonable
 
 __all__ = [
     "BACKENDS",
@@ -189,12 +189,9 @@ def save_sweep(
     path = run_dir(runs, config)
     if int(os.environ.get("RANK", "0")) != 0:
         return path
-    try:
-        if not force and load_run(path).summary == to_jsonable(summary, "summary"):
-            return path
-    except IncompleteRunError:
-        pass
-    save_run(runs, config, records, summary)
+    stored = None if force else find_run(runs, config)
+    if stored is None or stored.summary != to_jsonable(summary, "summary"):
+        save_run(runs, config, records, summary)
     return path
 
 

@@ -80,11 +80,11 @@ from deep.regime import LR_RULES, AdaptedRegime, Schedule, build_schedule, steps
 from diffusion.metrics import Trace, log_schedule
 from diffusion.records import (
     HASH_NEUTRAL,
-    IncompleteRunError,
     Run,
     atomic_write_bytes,
     atomic_write_npz,
     config_hash,
+    find_run,
     load_run,
     run_dir,
     save_run,
@@ -838,12 +838,9 @@ def train(
         runtime = replace(runtime, progress=bool(progress))
     path = run_dir(runs, config)
     if not force:
-        try:
-            run = load_run(path)
-            if run.meta.get("hash") == config_hash(config):
-                return run
-        except IncompleteRunError:
-            pass
+        run = find_run(runs, config)
+        if run is not None:
+            return run
     info = setup(runtime.device)
     try:
         if info.world_size != config.replicas:

@@ -36,6 +36,7 @@ __all__ = [
     "save_run",
     "load_run",
     "run_or_load",
+    "find_run",
     "atomic_write_bytes",
     "atomic_write_json",
     "atomic_write_npz",
@@ -338,13 +339,19 @@ def run_or_load(
     force : bool
         Recompute even when a finished run exists.
     """
-    path = run_dir(root, config)
     if not force:
-        try:
-            run = load_run(path)
-            if run.meta.get("hash") == config_hash(config):
-                return run
-        except IncompleteRunError:
-            pass
+        run = find_run(root, config)
+        if run is not None:
+            return run
     records, summary = compute(config)
     return save_run(root, config, records, summary)
+
+
+def find_run(root: str | os.PathLike, config: Any) -> Run | None:
+    """The finished run of ``config`` under ``root``, or ``None`` (missing, incomplete, or
+    written for another configuration)."""
+    try:
+        run = load_run(run_dir(root, config))
+    except IncompleteRunError:
+        return None
+    return run if run.meta.get("hash") == config_hash(config) else None
