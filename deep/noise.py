@@ -46,7 +46,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, grad, vmap
 
-from diffusion.records import load_run
+from diffusion.records import atomic_write_json, load_run, measurement_file, read_measurement
 
 from .sharpness import (
     LossFn,
@@ -380,6 +380,9 @@ def noise_scale_of_run(
 ) -> RunNoise:
     """Gradient noise of a finished training run and the diffusion coefficient it predicts.
 
+    The measurement is kept beside the run's records (``noise-<hash>.json``, named by the
+    run's identity and these settings) and read back instead of measured again.
+
     Parameters
     ----------
     run_dir : path
@@ -407,6 +410,45 @@ def noise_scale_of_run(
     """
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    settings = {
+        "n_samples": n_samples,
+        "at": at,
+        "method": method,
+        "seed": seed,
+        "dtype": str(dtype),
+        "small": small,
+        "big": big,
+        "n_pairs": n_pairs,
+    }
+    kept = measurement_file(run_dir, "noise", settings)
+    cached = _from_kept(read_measurement(kept))
+    if cached is not None:
+        return cached
+    result = _measure(run_dir, n_samples, at, method, seed, dtype, small, big, n_pairs, data_root)
+    if kept is not None:
+        atomic_write_json(kept, {"settings": settings, "result": result.as_dict(),
+                                 "config": result.config})  # fmt: skip
+    return result
+
+
+def _from_kept(doc: dict | None) -> RunNoise | None:
+    """The kept measurement as a result, or ``None`` when there is none or it is malformed."""
+    if doc is None:
+        return None
+    try:
+        r = doc["result"]
+        n = dict(r["noise"])
+        n["batch_sizes"] = tuple(n.get("batch_sizes", ()))
+        return RunNoise(
+            str(r["run"]), NoiseScale(**n), str(r["at"]), int(r["batch_size"]), float(r["lr"]),
+            float(r["momentum"]), float(r["diffusion"]), dict(doc["config"]),
+        )  # fmt: skip
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def _measure(run_dir, n_samples, at, method, seed, dtype, small, big, n_pairs, data_root):
+    """The noise of a finished run (no cache)."""
     run = load_run_data(run_dir, n_samples=n_samples, seed=seed, at=at, data_root=data_root)
     data = (run.x, run.y)
     if method == "per_example":

@@ -33,8 +33,6 @@ from __future__ import annotations
 import argparse
 import copy
 import dataclasses
-import hashlib
-import json
 import math
 import os
 from collections.abc import Callable
@@ -49,7 +47,7 @@ import torch.nn.functional as F
 from scipy.sparse.linalg import LinearOperator, eigsh
 from torch import nn
 
-from diffusion.records import atomic_write_json
+from diffusion.records import atomic_write_json, measurement_file, read_measurement
 
 __all__ = [
     "LossFn",
@@ -693,11 +691,10 @@ def sharpness_of_run(
         "tol": tol,
         "seed": seed,
     }
-    cache = _cache_file(run_dir, settings)
-    if cache is not None:
-        cached = _read_cache(cache)
-        if cached is not None:
-            return cached
+    cache = measurement_file(run_dir, "sharpness", settings)
+    cached = _from_kept(read_measurement(cache))
+    if cached is not None:
+        return cached
     result = _measure(run_dir, n_samples, k, epsilon, subspace_dim, maxiter, dtype, tol, seed,
                       data_root)  # fmt: skip
     if cache is not None:
@@ -706,29 +703,18 @@ def sharpness_of_run(
     return result
 
 
-def _cache_file(run_dir: str | os.PathLike, settings: dict) -> Path | None:
-    """Where a measurement of ``run_dir`` with ``settings`` is kept: beside the run's records,
-    named by the hash of the run's identity and of the settings (``None`` for no run folder)."""
-    path = Path(run_dir)
-    try:
-        meta = json.loads((path / "config.json").read_text())["meta"]
-    except (OSError, ValueError, KeyError, TypeError):
+def _from_kept(doc: dict | None) -> SharpnessResult | None:
+    """The kept measurement as a result, or ``None`` when there is none or it is malformed."""
+    if doc is None:
         return None
-    key = json.dumps({"run": meta.get("hash"), "settings": settings}, sort_keys=True)
-    return path / f"sharpness-{hashlib.sha256(key.encode()).hexdigest()[:16]}.json"
-
-
-def _read_cache(path: Path) -> SharpnessResult | None:
-    """The cached measurement, or ``None`` when there is none or it cannot be read."""
     try:
-        doc = json.loads(path.read_text())
         r = doc["result"]
         eps = EpsilonSharpnessResult.from_dict(r["epsilon"]) if r["epsilon"] else None
         hessian = HessianEigenResult.from_dict(r["hessian"])
         return SharpnessResult(
-            str(r["run"]), hessian, eps, int(r["n_samples"]), int(r["seed"]), doc["config"]
+            str(r["run"]), hessian, eps, int(r["n_samples"]), int(r["seed"]), dict(doc["config"])
         )
-    except (OSError, ValueError, KeyError, TypeError):
+    except (KeyError, TypeError, ValueError):
         return None
 
 

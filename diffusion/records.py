@@ -37,6 +37,8 @@ __all__ = [
     "load_run",
     "run_or_load",
     "find_run",
+    "measurement_file",
+    "read_measurement",
     "atomic_write_bytes",
     "atomic_write_json",
     "atomic_write_npz",
@@ -355,3 +357,35 @@ def find_run(root: str | os.PathLike, config: Any) -> Run | None:
     except IncompleteRunError:
         return None
     return run if run.meta.get("hash") == config_hash(config) else None
+
+
+# ----------------------------------------------------------------------------- measurements
+def measurement_file(
+    run_dir: str | os.PathLike, kind: str, settings: Mapping[str, Any]
+) -> Path | None:
+    """Where a measurement of a finished run is kept: ``<run>/<kind>-<hash>.json``.
+
+    The name hashes the run's identity (its config hash) and the measurement's ``settings``,
+    so another run or other settings never read it. ``None`` when ``run_dir`` is not a run
+    folder (nothing is kept then).
+    """
+    path = Path(run_dir)
+    try:
+        meta = json.loads((path / CONFIG_FILE).read_text())["meta"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    key = json.dumps(
+        to_jsonable({"run": meta.get("hash"), "settings": dict(settings)}), sort_keys=True
+    )
+    return path / f"{kind}-{hashlib.sha256(key.encode()).hexdigest()[:16]}.json"
+
+
+def read_measurement(path: Path | None) -> dict | None:
+    """The kept measurement at ``path`` (plain JSON, never code), or ``None``."""
+    if path is None:
+        return None
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return doc if isinstance(doc, dict) else None

@@ -218,3 +218,23 @@ def test_cli_lists_runs_and_compares_with_a_sweep(runs, tmp_path, capsys):
     with pytest.raises(SystemExit) as info:
         main(["noise", "--distance", str(tmp_path / "missing.json")])
     assert info.value.code == 2
+
+
+def test_a_noise_measurement_is_kept_beside_the_run_and_read_back(tmp_path):
+    """Second call reads the kept file (identical numbers); other settings measure anew.
+    Catches a kept file keyed without the settings."""
+    import glob
+    import os
+
+    from deep.noise import noise_scale_of_run
+    from deep.train import Runtime, TrainConfig, train
+
+    cfg = TrainConfig(model="mlp_digits", data="digits", batch_size=32, epochs=1.0, max_steps=3,
+                      eval_every=None, trace_per_decade=5)  # fmt: skip
+    run = train(cfg, tmp_path, runtime=Runtime(device="cpu", progress=False))
+    first = noise_scale_of_run(run.path, n_samples=64)
+    assert glob.glob(os.path.join(run.path, "noise-*.json"))
+    again = noise_scale_of_run(run.path, n_samples=64)
+    assert again.noise == first.noise and again.diffusion == first.diffusion
+    other = noise_scale_of_run(run.path, n_samples=128)
+    assert other.noise.n_samples == 128 != first.noise.n_samples
