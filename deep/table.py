@@ -20,6 +20,7 @@ import io
 import json
 import math
 import os
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -87,6 +88,12 @@ _SHORT = {
     "LB+LR-CLIP": "+LR-clip",
 }
 
+SHARPNESS_SETTINGS = {"n_samples": 1024, "epsilon": 1e-3, "maxiter": 10, "tol": 1e-4}
+"""How the table's sharpness columns are measured (:func:`deep.sharpness.sharpness_of_run`):
+the top Hessian eigenvalue and Keskar's epsilon-sharpness at the final weights, on a seeded
+subset of 1,024 training samples; the same settings as the ``sharpness`` figure, whose kept
+measurements are shared."""
+
 CONTROL = "SB@2E"
 """Name of the control cell: SB trained :data:`deep.profiles.CONVERGENCE_FACTOR` times longer."""
 
@@ -112,6 +119,11 @@ class Cell:
         Optimisation steps each run took.
     epochs : float
         Epochs of the regime (after regime adaptation); NaN when unknown.
+    sharpness : tuple of float
+        Top Hessian eigenvalue of each run's final weights (empty unless measured; see
+        :data:`SHARPNESS_SETTINGS`).
+    eps_sharpness : tuple of float
+        Keskar's epsilon-sharpness (percent) of each run (empty unless measured).
     """
 
     regime: str
@@ -121,6 +133,8 @@ class Cell:
     runs: tuple[str, ...]
     steps: tuple[int, ...]
     epochs: float = math.nan
+    sharpness: tuple[float, ...] = ()
+    eps_sharpness: tuple[float, ...] = ()
 
     @property
     def mean(self) -> float:
@@ -144,6 +158,8 @@ class Cell:
             "runs": list(self.runs),
             "steps": list(self.steps),
             "epochs": None if math.isnan(self.epochs) else self.epochs,
+            "sharpness": list(self.sharpness),
+            "eps_sharpness": list(self.eps_sharpness),
         }
 
 
@@ -368,6 +384,14 @@ def _cell_result(run: Any) -> tuple[str, float, int, int, float]:
     )
 
 
+def _sharpness(run: str, data_root: str | None) -> tuple[float, float]:
+    """(top Hessian eigenvalue, Keskar's epsilon-sharpness %) of a finished run."""
+    from .sharpness import sharpness_of_run
+
+    r = sharpness_of_run(run, data_root=data_root, **SHARPNESS_SETTINGS)
+    return r.top_eigenvalue, r.epsilon.sharpness
+
+
 def _cost(config: Any, recipe: Recipe) -> float:
     """Relative cost (samples processed) for scheduling the longest runs first."""
     epochs = config.epochs * (recipe.ratio if getattr(config, "regime_adaptation", False) else 1)
@@ -415,6 +439,7 @@ def run_table(
     progress: bool = False,
     backend: str = "loky",
     scheduler: str | None = None,
+    sharpness: bool = False,
 ) -> TableResult:
     """Run (or reuse) every cell of a profile's table and write it.
 
@@ -450,6 +475,8 @@ def run_table(
     backend, scheduler : str
         Where the runs execute (:func:`deep.sweep.train_many`): ``"loky"`` processes here, or
         ``"dask"`` workers (a local cluster, or the scheduler at ``scheduler``).
+    sharpness : bool
+        Also measure every run's sharpness (:data:`SHARPNESS_SETTINGS`; kept beside the run).
 
     Returns
     -------
@@ -483,6 +510,7 @@ def run_table(
         idx = [i for i, c in enumerate(configs) if c[0] is recipe and c[1] == regime]
         if not idx:
             return None
+        sharp = [_sharpness(results[i][0], data_root) for i in idx] if sharpness else []
         return Cell(
             regime=regime,
             batch_size=configs[idx[0]][3].batch_size,
@@ -491,6 +519,8 @@ def run_table(
             runs=tuple(results[i][0] for i in idx),
             steps=tuple(results[i][2] for i in idx),
             epochs=results[idx[0]][4],
+            sharpness=tuple(h for h, _ in sharp),
+            eps_sharpness=tuple(e for _, e in sharp),
         )
 
     rows = []
@@ -511,6 +541,13 @@ def run_table(
 # ----------------------------------------------------------------------------- writers
 def _nan_to_none(values: dict) -> dict:
     return {k: None if isinstance(v, float) and math.isnan(v) else v for k, v in values.items()}
+
+
+def _fmt_values(values: tuple[float, ...]) -> str:
+    if not values:
+        return "--"
+    sd = float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
+    return f"{np.mean(values):.3g} ± {sd:.2g}"
 
 
 def _fmt(cell: Cell | None) -> str:
@@ -541,6 +578,11 @@ def format_markdown(result: TableResult) -> str:
             + " | ".join(cells)
             + " |"
         )
+        if any(row.cells[g].sharpness for g in result.regimes if row.cells.get(g)):
+            for label, attr in (("top Hessian eigenvalue", "sharpness"),
+                                ("Keskar sharpness (%)", "eps_sharpness")):  # fmt: skip
+                values = [_fmt_values(getattr(row.cells[g], attr)) for g in result.regimes]
+                lines.append(f"| ({label}) | | | | | " + " | ".join(values) + " |")
         if r.paper:
             ref = [
                 f"({r.paper[REGIMES.index(g)]:.2f})" if g in REGIMES else "" for g in result.regimes
@@ -648,6 +690,11 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--jobs", type=int, default=1, help="runs trained at once (processes)")
     p.add_argument("--max-steps", type=int, default=None, help="cap every run (smoke tests)")
     p.add_argument(
+        "--sharpness",
+        action="store_true",
+        help="also measure each run's top Hessian eigenvalue and Keskar sharpness",
+    )
+    p.add_argument(
         "--no-control",
         action="store_true",
         help="skip SB at twice the epochs (the control of sb_converged)",
@@ -669,12 +716,11 @@ def table_dir(runs: str | os.PathLike, profile: str, settings: dict[str, Any]) -
 
 
 def _main(args: argparse.Namespace) -> int:
-    if args.max_steps is not None and args.max_steps < 1:
-        raise SystemExit(f"error: --max-steps must be a positive integer, got {args.max_steps}")
-    if args.jobs < 1:
-        raise SystemExit(f"error: --jobs must be a positive integer, got {args.jobs}")
-    if args.seeds is not None and args.seeds < 1:
-        raise SystemExit(f"error: --seeds must be a positive integer, got {args.seeds}")
+    for flag, value in (("--max-steps", args.max_steps), ("--jobs", args.jobs),
+                        ("--seeds", args.seeds)):  # fmt: skip
+        if value is not None and value < 1:
+            print(f"error: {flag} must be a positive integer, got {value}", file=sys.stderr)
+            return 2
     overrides = {"max_steps": args.max_steps} if args.max_steps else None
     settings = {
         "models": args.model,
@@ -682,6 +728,8 @@ def _main(args: argparse.Namespace) -> int:
         "overrides": overrides,
         "control": not args.no_control,
     }
+    if args.sharpness:
+        settings["sharpness"] = True
     out = args.table_dir or table_dir(args.runs, args.profile, settings)
     result = run_table(
         args.profile,
@@ -697,6 +745,7 @@ def _main(args: argparse.Namespace) -> int:
         progress=True,
         backend=args.backend,
         scheduler=args.scheduler,
+        sharpness=args.sharpness,
     )
     if args.json:
         print(json.dumps(result.as_dict(), indent=1))

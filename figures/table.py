@@ -42,7 +42,8 @@ class TableSettings:
     """Which table to run: a :mod:`deep.profiles` profile, restricted and overridden.
 
     ``n_jobs`` runs train at once (processes, one thread each); ``needs_data`` marks a
-    profile that reads user-supplied data files.
+    profile that reads user-supplied data files; ``sharpness`` adds the sharpness rows (the
+    measurements are kept beside the runs and shared with the ``sharpness`` figure).
     """
 
     profile: str
@@ -51,6 +52,7 @@ class TableSettings:
     overrides: dict[str, Any] = field(default_factory=dict)
     n_jobs: int = 1
     needs_data: bool = False
+    sharpness: bool = False
 
 
 SETTINGS = {
@@ -62,7 +64,7 @@ SETTINGS = {
         overrides={"max_steps": 6, "eval_every": None, "trace_per_decade": 5},
     ),
     # deep's quick profile as it is (F1 on MNIST-5k, 32 epochs, 5 seeds); two runs at a time
-    "quick": TableSettings("quick", n_jobs=2),
+    "quick": TableSettings("quick", n_jobs=2, sharpness=True),
     "full": TableSettings("paper", needs_data=True),
 }
 
@@ -93,6 +95,7 @@ def compute(profile: str, runs: Path) -> TableResult:
             overrides=s.overrides or None,
             n_jobs=s.n_jobs,
             write=False,
+            sharpness=s.sharpness,
         )
 
 

@@ -226,3 +226,24 @@ def test_warm_up_against_clipping_columns_train_and_are_compared_by_seed(tmp_pat
     md = result.markdown()
     assert "warm-up against clipping" in md and "+LIN+WU" in md
     assert set(ALL_REGIMES) >= set(result.regimes)
+
+
+def test_the_sharpness_columns_are_each_runs_measurement(tmp_path):
+    """With ``sharpness=True`` every cell holds the top Hessian eigenvalue and Keskar's
+    sharpness of each of its runs, as deep.sharpness measures them with the table's settings
+    (catches a column filled from another run or other settings)."""
+    from deep.sharpness import sharpness_of_run
+    from deep.table import SHARPNESS_SETTINGS
+
+    prof = dataclasses.replace(TINY, regimes=("SB", "LB"))
+    result = run_table(prof, tmp_path / "runs", out=tmp_path, control=False, sharpness=True)
+    for cell in result.row("Digits").cells.values():
+        assert len(cell.sharpness) == len(cell.runs) == len(cell.eps_sharpness)
+        for run, top, eps in zip(cell.runs, cell.sharpness, cell.eps_sharpness, strict=True):
+            ref = sharpness_of_run(run, **SHARPNESS_SETTINGS)
+            assert top == ref.top_eigenvalue and eps == ref.epsilon.sharpness
+    assert "(top Hessian eigenvalue)" in result.markdown()
+    doc = json.loads((tmp_path / "table.json").read_text())
+    assert doc["rows"][0]["cells"]["LB"]["sharpness"] == list(
+        result.row("Digits").cells["LB"].sharpness
+    )
