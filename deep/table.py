@@ -46,7 +46,7 @@ from .profiles import (
     get_profile,
     regime_settings,
 )
-from .sweep import add_backend_arguments, train_many
+from .sweep import add_backend_arguments, parallel_backend, train_many
 
 __all__ = [
     "Cell",
@@ -504,13 +504,21 @@ def run_table(
         scheduler=scheduler,
     )
     results = {i: _cell_result(run) for i, run in zip(order, runs, strict=True)}
+    measured = {}
+    if sharpness:  # measured n_jobs at a time; each measurement is kept beside its run
+        from joblib import Parallel, delayed
+
+        paths = [results[i][0] for i in order]
+        with parallel_backend(backend, scheduler):
+            values = Parallel(n_jobs=n_jobs)(delayed(_sharpness)(p, data_root) for p in paths)
+        measured = dict(zip(paths, values, strict=True))
     wall = time.perf_counter() - start
 
     def cell(recipe: Recipe, regime: str) -> Cell | None:
         idx = [i for i, c in enumerate(configs) if c[0] is recipe and c[1] == regime]
         if not idx:
             return None
-        sharp = [_sharpness(results[i][0], data_root) for i in idx] if sharpness else []
+        sharp = [measured[results[i][0]] for i in idx] if sharpness else []
         return Cell(
             regime=regime,
             batch_size=configs[idx[0]][3].batch_size,
