@@ -243,12 +243,7 @@ class RowResult:
             "validation_noise_floor": None if math.isnan(self.noise_floor) else self.noise_floor,
             "checks": {k: c.as_dict() for k, c in self.checks.items()},
             "passed": self.passed,
-            "comparisons": {
-                k: {
-                    n: (None if isinstance(v, float) and math.isnan(v) else v) for n, v in c.items()
-                }
-                for k, c in self.comparisons.items()
-            },
+            "comparisons": {k: _nan_to_none(c) for k, c in self.comparisons.items()},
         }
 
 
