@@ -53,6 +53,7 @@ __all__ = [
     "slope_decreases",
     "adapted_agree",
     "spread_at",
+    "log_interp",
     "LOG_DELTA_BIC",
     "POLYLOG_K_TOLERANCE",
     "ADAPTED_SPREAD",
@@ -346,17 +347,19 @@ def slope_decreases(slopes: dict[int, tuple[float, float]]) -> Check:
     return Check("slope_decreases", bool(holds), rule, numbers)
 
 
+def log_interp(trace: Any, step: float) -> float:
+    """Distance of ``trace`` at ``step``, linear in ``log(1 + t)`` between recorded points
+    (held at the end values outside them)."""
+    t = np.log1p(np.asarray(trace.t, dtype=float))
+    return float(np.interp(np.log1p(step), t, trace.distance))
+
+
 def spread_at(traces: dict[int, Any], step: float) -> float:
     """``(max - min) / mean`` over batch sizes of the distance at ``step``.
 
-    Each trace is interpolated linearly in ``log(1 + t)``.
+    Each trace is interpolated linearly in ``log(1 + t)`` (:func:`log_interp`).
     """
-    d = np.array(
-        [
-            np.interp(np.log1p(step), np.log1p(np.asarray(tr.t, float)), tr.distance)
-            for tr in traces.values()
-        ]
-    )
+    d = np.array([log_interp(tr, step) for tr in traces.values()])
     return float(np.ptp(d) / np.mean(d))
 
 

@@ -41,8 +41,8 @@ from diffusion.metrics import GrowthFit, Trace, fit_growth
 from diffusion.records import Run, load_run
 from diffusion.validation import check_int, check_real
 
-from .checks import Check, adapted_agree, log_law, slope_decreases
-from .sweep import add_backend_arguments, print_result, save_sweep, train_many
+from .checks import Check, adapted_agree, log_interp, log_law, slope_decreases
+from .sweep import add_backend_arguments, finite_or_none, print_result, save_sweep, train_many
 
 __all__ = [
     "DistanceConfig",
@@ -392,7 +392,7 @@ class DistanceResult:
             "adapted_distances": {str(b): d for b, d in self.adapted_distances().items()}
             if self.adapted
             else {},
-            "adapted_spread": None if math.isnan(self.adapted_spread) else self.adapted_spread,
+            "adapted_spread": finite_or_none(self.adapted_spread),
             "equal_steps_spread": self.equal_steps_spread,
             "smaller_batches_farther": self.smaller_batches_farther,
             "checks": {k: c.as_dict() for k, c in self.checks.items()},
@@ -405,7 +405,7 @@ def distance_at(trace: Trace, step: int) -> float:
         raise ValueError(
             f"step must lie in the trace's range [{trace.t[0]}, {trace.t[-1]}], got {step}"
         )
-    return float(np.interp(np.log1p(step), np.log1p(trace.t.astype(float)), trace.distance))
+    return log_interp(trace, step)
 
 
 # ----------------------------------------------------------------------------- runner

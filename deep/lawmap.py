@@ -34,7 +34,7 @@ from diffusion.records import Run
 from diffusion.validation import check_bool, check_int
 
 from .checks import Check, log_law
-from .sweep import add_backend_arguments, print_result, save_sweep, train_many
+from .sweep import add_backend_arguments, finite_or_none, print_result, save_sweep, train_many
 
 __all__ = [
     "LawMapConfig",
@@ -219,18 +219,14 @@ class LawMapCell:
             "lr": self.lr,
             "epochs": self.epochs,
             "best": self.best,
-            "delta_bic_log": _finite(self.delta_bic_log),
-            "nu": _finite(self.nu),
-            "k": _finite(self.k),
+            "delta_bic_log": finite_or_none(self.delta_bic_log),
+            "nu": finite_or_none(self.nu),
+            "k": finite_or_none(self.k),
             "log_law": self.log_law.as_dict(),
-            "train_acc": _finite(self.train_acc),
-            "val_acc": _finite(self.val_acc),
+            "train_acc": finite_or_none(self.train_acc),
+            "val_acc": finite_or_none(self.val_acc),
             "run": self.run,
         }
-
-
-def _finite(x: float) -> float | None:
-    return float(x) if x is not None and math.isfinite(x) else None
 
 
 @dataclass(frozen=True)

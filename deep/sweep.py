@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import math
 import os
 import sys
 import time
@@ -34,6 +35,7 @@ __all__ = [
     "add_backend_arguments",
     "save_sweep",
     "print_result",
+    "finite_or_none",
 ]
 
 BACKENDS = ("loky", "dask")
@@ -202,3 +204,8 @@ def print_result(result: Any, as_json: bool, footer: str) -> None:
     else:
         print(result.table())
         print(footer)
+
+
+def finite_or_none(value: float | None) -> float | None:
+    """``value``, or ``None`` where it is missing or not finite (JSON has no NaN)."""
+    return float(value) if value is not None and math.isfinite(value) else None

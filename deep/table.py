@@ -46,7 +46,7 @@ from .profiles import (
     get_profile,
     regime_settings,
 )
-from .sweep import add_backend_arguments, parallel_backend, train_many
+from .sweep import add_backend_arguments, finite_or_none, parallel_backend, train_many
 
 __all__ = [
     "Cell",
@@ -157,7 +157,7 @@ class Cell:
             "seeds": list(self.seeds),
             "runs": list(self.runs),
             "steps": list(self.steps),
-            "epochs": None if math.isnan(self.epochs) else self.epochs,
+            "epochs": finite_or_none(self.epochs),
             "sharpness": list(self.sharpness),
             "eps_sharpness": list(self.eps_sharpness),
         }
@@ -240,10 +240,13 @@ class RowResult:
             "cells": {k: c.as_dict() for k, c in self.cells.items()},
             "control": self.control.as_dict() if self.control else None,
             "n_val": self.n_val,
-            "validation_noise_floor": None if math.isnan(self.noise_floor) else self.noise_floor,
+            "validation_noise_floor": finite_or_none(self.noise_floor),
             "checks": {k: c.as_dict() for k, c in self.checks.items()},
             "passed": self.passed,
-            "comparisons": {k: _nan_to_none(c) for k, c in self.comparisons.items()},
+            "comparisons": {
+                k: {n: finite_or_none(v) if isinstance(v, float) else v for n, v in c.items()}
+                for k, c in self.comparisons.items()
+            },
         }
 
 
@@ -542,10 +545,6 @@ def run_table(
 
 
 # ----------------------------------------------------------------------------- writers
-def _nan_to_none(values: dict) -> dict:
-    return {k: None if isinstance(v, float) and math.isnan(v) else v for k, v in values.items()}
-
-
 def _fmt_values(values: tuple[float, ...]) -> str:
     if not values:
         return "--"
