@@ -34,20 +34,27 @@ Strategies
 function: each call writes its slice of a preallocated output (forward) and of the input
 gradient (backward), and the ghost batch's mean and unbiased variance into a scratch row
 (never the running buffers). Compared with ``F.batch_norm`` per chunk and ``torch.cat`` it
-saves the concatenation copy, one autograd node per chunk and the split of the gradient;
-on CPU it costs about as much as one plain batch norm (``benchmarks/bench_deep.py``). On a
-GPU the loop launches ``k`` small kernels per layer, which the reshape (``"vectorized"``:
-``(k, g, C, ...)`` reduced with tensor ops) removes. ``"auto"`` picks ``"loop"`` on CPU and
-``"vectorized"`` on CUDA; :func:`measure_strategies` times both on the machine at hand.
+saves the concatenation copy, one autograd node per chunk and the split of the gradient.
+``"fused"`` (2-D float CPU activations, the fully connected layers) does the same work in
+two compiled kernels (:mod:`deep._ghost_kernels`): no per-ghost call overhead, and each ghost
+batch is read from memory once per direction while it sits in cache, which makes it faster
+than one plain batch norm over the whole batch (``benchmarks/bench_deep.py``); inputs it does
+not cover take the loop. On a GPU the loop launches ``k`` small kernels per layer, which the
+reshape (``"vectorized"``: ``(k, g, C, ...)`` reduced with tensor ops) removes. ``"auto"``
+picks ``"fused"`` for 2-D CPU inputs, ``"loop"`` for other CPU inputs and ``"vectorized"`` on
+CUDA; :func:`measure_strategies` times them on the machine at hand.
 """
 
 from __future__ import annotations
 
 import time
 
+import numpy as np
 import torch
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
+
+from ._ghost_kernels import ghost_backward, ghost_forward
 
 __all__ = [
     "measure_strategies",
@@ -59,7 +66,7 @@ __all__ = [
     "ghost_sizes",
 ]
 
-STRATEGIES = ("auto", "loop", "vectorized")
+STRATEGIES = ("auto", "loop", "vectorized", "fused")
 RUNNING_STATS = ("mean", "sequential")
 
 
@@ -155,6 +162,47 @@ class _GhostLoop(torch.autograd.Function):
         return dx, dweight, dbias, None, None, None, None
 
 
+class _GhostFused(torch.autograd.Function):
+    """Ghost batches of a 2-D CPU activation through the compiled kernels.
+
+    Forward returns the output and, as non-differentiable outputs, each ghost batch's mean
+    and unbiased variance (float64 rows) for the running statistics.
+    """
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, starts, eps):
+        k, c = len(starts) - 1, x.shape[1]
+        x = x.contiguous()
+        w = weight.detach() if weight is not None else torch.ones(c, dtype=x.dtype)
+        b = bias.detach() if bias is not None else torch.zeros(c, dtype=x.dtype)
+        y = torch.empty_like(x)
+        mean, invstd, variances = (torch.empty(k, c, dtype=torch.float64) for _ in range(3))
+        ghost_forward(
+            x.detach().numpy(), w.numpy(), b.numpy(), starts, eps,
+            y.numpy(), mean.numpy(), invstd.numpy(), variances.numpy(),
+        )  # fmt: skip
+        ctx.save_for_backward(x, w, mean, invstd)
+        ctx.starts, ctx.affine = starts, weight is not None
+        ctx.mark_non_differentiable(mean, variances)
+        return y, mean, variances
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, dy, _dmean, _dvar):
+        x, w, mean, invstd = ctx.saved_tensors
+        dy = dy.contiguous()
+        dx = torch.empty_like(x)
+        dw, db = (torch.empty_like(mean) for _ in range(2))
+        ghost_backward(
+            dy.detach().numpy(), x.detach().numpy(), w.numpy(), ctx.starts,
+            mean.detach().numpy(), invstd.numpy(),
+            dx.numpy(), dw.numpy(), db.numpy(),
+        )  # fmt: skip
+        if not ctx.affine:
+            return dx, None, None, None, None
+        return dx, dw.sum(0).to(w.dtype), db.sum(0).to(w.dtype), None, None
+
+
 def _memory_format(x: torch.Tensor) -> torch.memory_format:
     if x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last):
         return torch.channels_last
@@ -189,9 +237,17 @@ class _GhostBatchNorm(_BatchNorm):
         )
 
     def _resolved_strategy(self, x: torch.Tensor) -> str:
-        if self.strategy != "auto":
-            return self.strategy
-        return "vectorized" if x.is_cuda else "loop"
+        fused_ok = (
+            x.dim() == 2
+            and x.device.type == "cpu"
+            and x.dtype in (torch.float32, torch.float64)
+            and (self.weight is None or self.weight.dtype == x.dtype)
+        )
+        if self.strategy == "auto":
+            return "vectorized" if x.is_cuda else "fused" if fused_ok else "loop"
+        if self.strategy == "fused" and not fused_ok:
+            return "loop"
+        return self.strategy
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self._check_input_dim(x)
@@ -199,7 +255,13 @@ class _GhostBatchNorm(_BatchNorm):
         if not self.training or n <= self.ghost_size:
             return super().forward(x)
         sizes = ghost_sizes(n, self.ghost_size)
-        if self._resolved_strategy(x) == "loop":
+        strategy = self._resolved_strategy(x)
+        if strategy == "fused":
+            starts = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+            y, means, variances = _GhostFused.apply(x, self.weight, self.bias, starts, self.eps)
+            dtype = self._stats_dtype(x)
+            means, variances = means.to(dtype), variances.to(dtype)
+        elif strategy == "loop":
             y, means, variances = self._forward_loop(x, sizes)
         else:
             y, means, variances = self._forward_vectorized(x, sizes)
@@ -285,7 +347,7 @@ class GhostBatchNorm1d(_GhostBatchNorm):
         Samples per ghost batch (per replica under DDP), at least 2.
     eps, momentum, affine, track_running_stats
         As in :class:`torch.nn.BatchNorm1d`; the state-dict keys are the same.
-    strategy : {"auto", "loop", "vectorized"}
+    strategy : {"auto", "loop", "vectorized", "fused"}
         How ghost batches are normalised in training (see the module docstring).
     running_stats : {"mean", "sequential"}
         ``"mean"``: one update per step from the size-weighted mean of the ghost statistics;
@@ -321,7 +383,7 @@ def convert_to_ghost(
         The model; converted in place (like ``nn.SyncBatchNorm.convert_sync_batchnorm``).
     ghost_size : int
         Samples per ghost batch (per replica under DDP).
-    strategy : {"auto", "loop", "vectorized"}
+    strategy : {"auto", "loop", "vectorized", "fused"}
         Passed to the ghost layers.
     running_stats : {"mean", "sequential"}
         The running-statistics rule of the ghost layers (see the module docstring).
@@ -375,8 +437,9 @@ def measure_strategies(
 ) -> dict[str, float]:
     """Median seconds of one forward + backward of each strategy on a random activation.
 
-    ``"auto"`` is a fixed rule (loop on CPU, reshape on CUDA); this measures the two on the
-    machine at hand, e.g. ``min(times, key=times.get)`` for ``convert_to_ghost``'s strategy.
+    ``"auto"`` is a fixed rule (fused kernels for 2-D CPU inputs, else the loop on CPU, the
+    reshape on CUDA); this measures the strategies that apply on the machine at hand, e.g.
+    ``min(times, key=times.get)`` for ``convert_to_ghost``'s strategy.
 
     Parameters
     ----------
@@ -392,7 +455,7 @@ def measure_strategies(
     Returns
     -------
     dict
-        ``{"loop": seconds, "vectorized": seconds}``.
+        ``{"loop": seconds, "vectorized": seconds}``, and ``"fused"`` for a 2-D shape on CPU.
     """
     _check_ghost_size(ghost_size)
     if len(shape) not in (2, 3, 4) or not all(isinstance(s, int) and s > 0 for s in shape):
@@ -403,7 +466,10 @@ def measure_strategies(
     x = torch.randn(shape, generator=gen).to(device).requires_grad_(True)
     dy = torch.randn(shape, generator=gen).to(device)
     times = {}
-    for strategy in ("loop", "vectorized"):
+    strategies = ["loop", "vectorized"]
+    if len(shape) == 2 and device.type == "cpu":
+        strategies.append("fused")
+    for strategy in strategies:
         layer = cls(shape[1], ghost_size, strategy=strategy).to(device)
         samples = []
         for _ in range(repeats + 1):
