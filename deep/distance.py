@@ -585,3 +585,15 @@ def _main(args: argparse.Namespace) -> int:
     )
     print_result(result, args.json, f"sweep folder: {result.path}")
     return 0
+
+
+# the one run protocol: diffusion.records.run(DistanceConfig(...)) is the sweep's run folder,
+# runtime.jobs training runs at once
+from diffusion.records import register_runner  # noqa: E402
+
+register_runner(
+    DistanceConfig,
+    lambda config, runs="runs", *, runtime=None, force=False: run_distance(
+        config, runs, runtime=runtime, force=force, n_jobs=runtime.jobs if runtime else 1
+    ),
+)

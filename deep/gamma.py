@@ -499,3 +499,9 @@ def _main(args: argparse.Namespace) -> int:
     print(result.table())
     print(f"run folder: {result.run.path}")
     return 0
+
+
+# the one run protocol: diffusion.records.run(GammaConfig(...)) is the measurement's run folder
+from diffusion.records import register_runner  # noqa: E402
+
+register_runner(GammaConfig, measure_gamma)

@@ -90,6 +90,7 @@ from diffusion.records import (
     save_run,
     to_jsonable,
 )
+from diffusion.runtime import Runtime
 
 __all__ = [
     "TrainConfig",
@@ -319,57 +320,6 @@ def _check_number(name: str, value: object, positive: bool) -> None:
             f"{name} must be a finite {'positive' if positive else 'non-negative'} number, "
             f"got {value!r}"
         )
-
-
-@dataclass(frozen=True)
-class Runtime:
-    """Where and how a run executes; never part of its identity (not hashed).
-
-    Parameters
-    ----------
-    device : {"auto", "cpu", "cuda"}
-        ``"auto"`` is CUDA when available.
-    data_root : str, optional
-        Folder of user data files (``mnist``, ``cifar10``, ``cifar100``, ``imagenet``).
-    threads : int, optional
-        Torch intra-op threads for the run (the process's setting is restored after);
-        ``None`` leaves it alone.
-    progress : bool
-        Show a progress bar (rank 0).
-    checkpoint_interval_s : float
-        Write a checkpoint when this many seconds have passed since the last one (and always
-        at the end), so an interrupted run resumes mid-run; ``inf`` for only at the end.
-    checkpoint_every : int, optional
-        Also write a checkpoint every so many steps.
-    """
-
-    device: str = "auto"
-    data_root: str | None = None
-    threads: int | None = None
-    progress: bool = True
-    checkpoint_interval_s: float = 60.0
-    checkpoint_every: int | None = None
-
-    def __post_init__(self) -> None:
-        if self.device not in ("auto", "cpu", "cuda"):
-            raise ValueError(f"device must be 'auto', 'cpu' or 'cuda', got {self.device!r}")
-        if self.data_root is not None and not isinstance(self.data_root, (str, Path)):
-            raise TypeError(f"data_root must be a path or None, got {self.data_root!r}")
-        for name in ("threads", "checkpoint_every"):
-            if getattr(self, name) is not None:
-                _check_int(name, getattr(self, name), 1)
-        if not isinstance(self.progress, bool):
-            raise TypeError(f"progress must be a bool, got {self.progress!r}")
-        interval = self.checkpoint_interval_s
-        if (
-            isinstance(interval, bool)
-            or not isinstance(interval, (int, float))
-            or not (interval >= 0)
-        ):
-            raise ValueError(
-                f"checkpoint_interval_s must be a number >= 0 (inf: only at the end), "
-                f"got {interval!r}"
-            )
 
 
 # ----------------------------------------------------------------------------- pieces
@@ -996,3 +946,9 @@ def _threads(n: int | None):
         yield
     finally:
         torch.set_num_threads(before)
+
+
+# the one run protocol: diffusion.records.run(TrainConfig(...)) trains
+from diffusion.records import register_runner  # noqa: E402
+
+register_runner(TrainConfig, train)

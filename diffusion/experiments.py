@@ -2,7 +2,9 @@
 
 :func:`run_walk` is what the command line (``python -m diffusion walk``) and the figures call
 to produce the Sinai / fBm / bounded / field traces. A run is computed once per
-configuration and reused (:func:`diffusion.records.run_or_load`).
+configuration and reused (:func:`diffusion.records.run_or_load`); it follows the one run
+protocol, ``run_walk(config, runs, *, runtime=None, force=False)``, and is registered with
+:func:`diffusion.records.run`. Many seeds of one configuration: :mod:`diffusion.sweep`.
 
 Potentials (``sigma`` is the scale of ``U``; the walker sees ``U/T``)
 ------------------------------------------------------------------
@@ -27,6 +29,8 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -41,10 +45,18 @@ from diffusion.potentials import (
     fbm_potential,
     gaussian_field,
 )
-from diffusion.records import Run, run_or_load
+from diffusion.records import Run, register_runner, run_or_load
+from diffusion.runtime import Runtime
 from diffusion.walk import simulate_walkers
 
-__all__ = ["WalkConfig", "run_walk", "compute_walk", "POTENTIALS", "METHODS"]
+__all__ = [
+    "WalkConfig",
+    "run_walk",
+    "compute_walk",
+    "numba_threads",
+    "POTENTIALS",
+    "METHODS",
+]
 
 POTENTIALS = ("sinai", "fbm", "bounded", "field")
 METHODS = ("direct", "coarse")
@@ -473,8 +485,48 @@ def compute_walk(cfg: WalkConfig) -> tuple[dict[str, np.ndarray], dict]:
     return trace.to_arrays(), summary
 
 
-def run_walk(config: WalkConfig, root: str | os.PathLike = "runs", *, force: bool = False) -> Run:
-    """Run (or load the finished run of) a walk experiment under ``root``.
+@contextmanager
+def numba_threads(n: int | None) -> Iterator[None]:
+    """Run the block with ``n`` numba threads (unchanged for ``None``), restored after.
+
+    ``n`` is capped at the size of numba's thread pool (``NUMBA_NUM_THREADS``). A walk's
+    result does not depend on it: every walker (and every coarse environment) has its own
+    random stream.
+    """
+    import numba
+
+    before = numba.get_num_threads()
+    if n is not None:
+        numba.set_num_threads(max(1, min(int(n), numba.config.NUMBA_NUM_THREADS)))
+    try:
+        yield
+    finally:
+        numba.set_num_threads(before)
+
+
+def run_walk(
+    config: WalkConfig,
+    runs: str | os.PathLike = "runs",
+    *,
+    runtime: Runtime | None = None,
+    force: bool = False,
+) -> Run:
+    """Run (or load the finished run of) a walk experiment under ``runs``.
+
+    Parameters
+    ----------
+    config : WalkConfig
+        The experiment (its hash names the folder ``walk-<hash>``).
+    runs : path
+        Parent folder of the run folders.
+    runtime : diffusion.runtime.Runtime, optional
+        Never part of the run's identity. ``threads`` sets numba's thread count for the
+        computation (restored after); the other fields do not apply to one walk and are
+        ignored: ``device``/``data_root``/checkpoints are the deep layer's, ``jobs`` is for
+        sweeps (:func:`diffusion.sweep.run_walk_sweep`), and a walk is one compiled call
+        with no progress to report, so ``progress`` shows nothing.
+    force : bool
+        Recompute even when a finished run exists.
 
     Returns
     -------
@@ -485,4 +537,14 @@ def run_walk(config: WalkConfig, root: str | os.PathLike = "runs", *, force: boo
     """
     if not isinstance(config, WalkConfig):
         raise TypeError(f"config must be a WalkConfig, got {type(config).__name__}")
-    return run_or_load(root, config, compute_walk, force=force)
+    if runtime is None:
+        runtime = Runtime()
+    elif not isinstance(runtime, Runtime):
+        raise TypeError(
+            f"runtime must be a diffusion.runtime.Runtime or None, got {type(runtime).__name__}"
+        )
+    with numba_threads(runtime.threads):
+        return run_or_load(runs, config, compute_walk, force=force)
+
+
+register_runner(WalkConfig, run_walk)

@@ -6,6 +6,27 @@ maps to the same folder and a finished run is reused instead of recomputed
 (:func:`run_or_load`). Every file is written atomically (temporary file in the same folder,
 then ``os.replace``), and ``summary.json`` is written last: a folder without it, or whose
 files do not match, is not a finished run and :func:`load_run` refuses it.
+
+One run protocol
+----------------
+Every layer runs a configuration the same way, ``runner(config, runs, *, runtime=None,
+force=False)``, where ``runtime`` is a :class:`diffusion.runtime.Runtime` (never hashed).
+:func:`run` is the one entry point for any of them: it looks up the runner registered for the
+configuration's type (:func:`register_runner`, called by each layer's module when it is
+imported -- whoever holds a configuration has imported the module that defines it, so its
+runner is registered) and returns the :class:`Run`. This module imports no layer. Registered:
+
+=============================================  ==============================================
+configuration                                  runner
+=============================================  ==============================================
+``diffusion.experiments.WalkConfig``           ``diffusion.experiments.run_walk``
+``diffusion.sweep.WalkSweepConfig``            ``diffusion.sweep.run_walk_sweep``
+``separable.experiments.SeparableRunConfig``   ``separable.experiments.run_optimizer``
+``deep.train.TrainConfig``                     ``deep.train.train``
+``deep.gamma.GammaConfig``                     ``deep.gamma.measure_gamma`` (its ``.run``)
+``deep.distance.DistanceConfig``               ``deep.distance.run_distance`` (its folder;
+                                               ``runtime.jobs`` runs at once)
+=============================================  ==============================================
 """
 
 from __future__ import annotations
@@ -43,6 +64,9 @@ __all__ = [
     "atomic_write_json",
     "atomic_write_npz",
     "to_jsonable",
+    "register_runner",
+    "registered_runners",
+    "run",
 ]
 
 CONFIG_FILE = "config.json"
@@ -389,3 +413,103 @@ def read_measurement(path: Path | None) -> dict | None:
     except (OSError, ValueError):
         return None
     return doc if isinstance(doc, dict) else None
+
+
+# ----------------------------------------------------------------------------- dispatch
+_RUNNERS: dict[type, Callable[..., Any]] = {}
+
+
+def register_runner(config_cls: type, fn: Callable[..., Any]) -> None:
+    """Make :func:`run` send configurations of type ``config_cls`` to ``fn``.
+
+    Parameters
+    ----------
+    config_cls : type
+        A frozen-dataclass configuration class (subclasses dispatch to it too, unless they
+        have their own runner).
+    fn : callable
+        ``fn(config, runs, *, runtime=None, force=False)`` returning the :class:`Run`, or a
+        result object holding it as ``.run`` or naming its folder as ``.path``.
+        Registering a class again replaces its runner.
+
+    Raises
+    ------
+    TypeError
+        If ``config_cls`` is not a dataclass type or ``fn`` is not callable.
+    """
+    if not isinstance(config_cls, type) or not dataclasses.is_dataclass(config_cls):
+        raise TypeError(f"config_cls must be a dataclass type, got {config_cls!r}")
+    if not callable(fn):
+        raise TypeError(f"fn must be callable, got {type(fn).__name__}")
+    _RUNNERS[config_cls] = fn
+
+
+def registered_runners() -> dict[type, Callable[..., Any]]:
+    """The configuration types :func:`run` knows now, with their runners (a copy)."""
+    return dict(_RUNNERS)
+
+
+def _as_run(result: Any) -> Run:
+    """The :class:`Run` of a runner's result (a Run, ``.run``, or a folder at ``.path``)."""
+    if isinstance(result, Run):
+        return result
+    inner = getattr(result, "run", None)
+    if isinstance(inner, Run):
+        return inner
+    path = getattr(result, "path", None)
+    if isinstance(path, (str, os.PathLike)) and str(path):
+        return load_run(path)
+    raise TypeError(
+        f"runner returned {type(result).__name__}, which is neither a Run nor holds one "
+        "(.run) nor names its folder (.path)"
+    )
+
+
+def run(
+    config: Any,
+    runs: str | os.PathLike = "runs",
+    *,
+    runtime: Any = None,
+    force: bool = False,
+) -> Run:
+    """Run (or reuse) ``config`` with the runner registered for its type.
+
+    Parameters
+    ----------
+    config : frozen dataclass
+        A configuration of any layer (see the module docstring for those registered).
+    runs : path
+        Parent folder of the run folders.
+    runtime : diffusion.runtime.Runtime, optional
+        Where and how it executes (never part of the run's identity); each runner's own
+        default when omitted.
+    force : bool
+        Recompute even when a finished run exists (what a sweep recomputes is its runner's
+        rule: finished children are reused).
+
+    Returns
+    -------
+    Run
+        The finished run folder.
+
+    Raises
+    ------
+    TypeError
+        If no runner is registered for the configuration's type (the message lists those
+        that are), or ``runtime`` is not a Runtime.
+    """
+    from diffusion.runtime import Runtime
+
+    if runtime is not None and not isinstance(runtime, Runtime):
+        raise TypeError(
+            f"runtime must be a diffusion.runtime.Runtime or None, got {type(runtime).__name__}"
+        )
+    fn = next((_RUNNERS[c] for c in type(config).__mro__ if c in _RUNNERS), None)
+    if fn is None:
+        known = sorted(f"{c.__module__}.{c.__qualname__}" for c in _RUNNERS)
+        raise TypeError(
+            f"no runner is registered for config of type {type(config).__name__}; "
+            f"registered: {known} (import the module that defines the configuration, "
+            "or call diffusion.records.register_runner)"
+        )
+    return _as_run(fn(config, runs, runtime=runtime, force=force))

@@ -1,9 +1,10 @@
 """Runs of the separable layer as records: a frozen configuration in, a run folder out.
 
-``run_optimizer(config, root)`` runs one optimiser on one data set, compares the final
-measures with the predictions of :func:`separable.theory.predict` and writes a run folder
-(:mod:`diffusion.records`: ``config.json``, ``records.npz`` with the trace, ``summary.json``),
-reusing a finished run with the same configuration.
+``run_optimizer(config, runs, *, runtime=None, force=False)`` runs one optimiser on one data
+set, compares the final measures with the predictions of :func:`separable.theory.predict`
+and writes a run folder (:mod:`diffusion.records`: ``config.json``, ``records.npz`` with the
+trace, ``summary.json``), reusing a finished run with the same configuration. It is
+registered with the generic :func:`diffusion.records.run`.
 
 Predictions for other methods than GD use the step that makes them GD-like at long times:
 heavy-ball/Nesterov momentum ``beta`` moves like GD with ``eta / (1 - beta)``; SGD with
@@ -20,7 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from diffusion.records import Run, run_or_load
+from diffusion.records import Run, register_runner, run_or_load
+from diffusion.runtime import Runtime
 from separable.data import Dataset, fig1, fig3, file_digest, load, random_separable
 from separable.losses import LOSSES
 from separable.optim import METHODS, OptimResult, make_optimizer, optimize
@@ -250,15 +252,42 @@ def _compute(config: SeparableRunConfig) -> tuple[dict, dict]:
 
 
 def run_optimizer(
-    config: SeparableRunConfig, root: str | os.PathLike = "runs", *, force: bool = False
+    config: SeparableRunConfig,
+    runs: str | os.PathLike = "runs",
+    *,
+    runtime: Runtime | None = None,
+    force: bool = False,
 ) -> Run:
-    """Run (or reuse) the optimiser run of ``config`` under ``root``.
+    """Run (or reuse) the optimiser run of ``config`` under ``runs``.
 
-    Returns the :class:`~diffusion.records.Run`.
+    Parameters
+    ----------
+    config : SeparableRunConfig
+        The run (its hash names the folder).
+    runs : path
+        Parent folder of the run folders.
+    runtime : diffusion.runtime.Runtime, optional
+        Accepted for the one run protocol (:func:`diffusion.records.run`) and ignored: an
+        optimiser run is one single-threaded loop (numpy, or a serial numba kernel) on this
+        machine, so no field of the runtime (device, data root, jobs, threads, progress,
+        checkpoints) applies to it.
+        Never part of the run's identity.
+    force : bool
+        Recompute even when a finished run exists.
 
-    Its ``summary`` holds ``comparison`` (measured vs predicted final gaps), ``prediction``
-    and ``svm``; ``run.trace()`` is the optimiser's trace.
+    Returns
+    -------
+    diffusion.records.Run
+        Its ``summary`` holds ``comparison`` (measured vs predicted final gaps),
+        ``prediction`` and ``svm``; ``run.trace()`` is the optimiser's trace.
     """
     if not isinstance(config, SeparableRunConfig):
         raise TypeError(f"config must be a SeparableRunConfig, got {type(config).__name__}")
-    return run_or_load(root, config, _compute, force=force)
+    if runtime is not None and not isinstance(runtime, Runtime):
+        raise TypeError(
+            f"runtime must be a diffusion.runtime.Runtime or None, got {type(runtime).__name__}"
+        )
+    return run_or_load(runs, config, _compute, force=force)
+
+
+register_runner(SeparableRunConfig, run_optimizer)
