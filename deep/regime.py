@@ -24,6 +24,8 @@ import math
 from dataclasses import dataclass
 from fractions import Fraction
 
+from diffusion.validation import check_choice, check_int, check_real
+
 __all__ = [
     "LR_RULES",
     "scale_lr",
@@ -35,23 +37,6 @@ __all__ = [
 ]
 
 LR_RULES = ("none", "linear", "sqrt")
-
-
-def _positive_int(name: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return value
-
-
-def _non_negative(name: str, value: object, positive: bool = False) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{name} must be a number, got {value!r}")
-    if not math.isfinite(value) or value < 0 or (positive and value == 0):
-        raise ValueError(
-            f"{name} must be a finite {'positive' if positive else 'non-negative'} "
-            f"number, got {value!r}"
-        )
-    return float(value)
 
 
 def scale_lr(base_lr: float, batch_size: int, base_batch_size: int, rule: str) -> float:
@@ -71,11 +56,10 @@ def scale_lr(base_lr: float, batch_size: int, base_batch_size: int, rule: str) -
     >>> scale_lr(0.1, 4096, 128, "sqrt")  # doctest: +ELLIPSIS
     0.5656...
     """
-    _non_negative("base_lr", base_lr, positive=True)
-    _positive_int("batch_size", batch_size)
-    _positive_int("base_batch_size", base_batch_size)
-    if rule not in LR_RULES:
-        raise ValueError(f"rule must be one of {LR_RULES}, got {rule!r}")
+    base_lr = check_real("base_lr", base_lr, 0.0, low_open=True)
+    batch_size = check_int("batch_size", batch_size, 1)
+    base_batch_size = check_int("base_batch_size", base_batch_size, 1)
+    check_choice("rule", rule, LR_RULES)
     ratio = batch_size / base_batch_size
     return base_lr * {"none": 1.0, "linear": ratio, "sqrt": math.sqrt(ratio)}[rule]
 
@@ -124,10 +108,10 @@ def adapt_regime(
     >>> adapt_regime(20, (10, 15), 4096, 128)
     AdaptedRegime(epochs=640.0, milestones=(320.0, 480.0), factor=32.0)
     """
-    epochs = _non_negative("epochs", epochs, positive=True)
-    _positive_int("batch_size", batch_size)
-    _positive_int("base_batch_size", base_batch_size)
-    ms = tuple(_non_negative("milestones", m, positive=True) for m in milestones)
+    epochs = check_real("epochs", epochs, 0.0, low_open=True)
+    batch_size = check_int("batch_size", batch_size, 1)
+    base_batch_size = check_int("base_batch_size", base_batch_size, 1)
+    ms = tuple(check_real("milestones", m, 0.0, low_open=True) for m in milestones)
     if any(b <= a for a, b in zip(ms, ms[1:], strict=False)):
         raise ValueError(f"milestones must be strictly increasing, got {tuple(milestones)!r}")
     if ms and ms[-1] >= epochs:
@@ -144,9 +128,9 @@ def steps_for_epochs(epochs: float, n_samples: int, batch_size: int) -> int:
     Computed in exact rational arithmetic, so ``epochs * k`` at batch ``B * k`` gives the
     same count as ``epochs`` at ``B`` whenever ``k`` is an integer.
     """
-    _non_negative("epochs", epochs)
-    _positive_int("n_samples", n_samples)
-    _positive_int("batch_size", batch_size)
+    epochs = check_real("epochs", epochs, 0.0)
+    n_samples = check_int("n_samples", n_samples, 1)
+    batch_size = check_int("batch_size", batch_size, 1)
     return math.ceil(Fraction(epochs).limit_denominator(10**9) * n_samples / batch_size)
 
 
@@ -178,30 +162,23 @@ class Schedule:
     warmup_start: float = 0.0
 
     def __post_init__(self) -> None:
-        _non_negative("peak_lr", self.peak_lr, positive=True)
+        peak_lr = check_real("peak_lr", self.peak_lr, 0.0, low_open=True)
         if len(self.boundaries) != len(self.factors):
             raise ValueError(
                 f"boundaries ({len(self.boundaries)}) and factors ({len(self.factors)}) "
                 "must have the same length"
             )
-        if any(b < a for a, b in zip(self.boundaries, self.boundaries[1:], strict=False)) or any(
-            isinstance(b, bool) or not isinstance(b, int) or b < 0 for b in self.boundaries
-        ):
-            raise ValueError(
-                f"boundaries must be non-decreasing non-negative integers, got {self.boundaries!r}"
-            )
-        for f in self.factors:
-            _non_negative("factors", f, positive=True)
-        if (
-            isinstance(self.warmup_steps, bool)
-            or not isinstance(self.warmup_steps, int)
-            or self.warmup_steps < 0
-        ):
-            raise ValueError(
-                f"warmup_steps must be a non-negative integer, got {self.warmup_steps!r}"
-            )
-        if not 0.0 <= self.warmup_start <= 1.0:
-            raise ValueError(f"warmup_start must lie in [0, 1], got {self.warmup_start!r}")
+        boundaries = tuple(check_int("boundaries", b, 0) for b in self.boundaries)
+        if any(b < a for a, b in zip(boundaries, boundaries[1:], strict=False)):
+            raise ValueError(f"boundaries must be non-decreasing, got {self.boundaries!r}")
+        factors = tuple(check_real("factors", f, 0.0, low_open=True) for f in self.factors)
+        warmup_steps = check_int("warmup_steps", self.warmup_steps, 0)
+        warmup_start = check_real("warmup_start", self.warmup_start, 0.0, 1.0)
+        object.__setattr__(self, "peak_lr", peak_lr)
+        object.__setattr__(self, "boundaries", boundaries)
+        object.__setattr__(self, "factors", factors)
+        object.__setattr__(self, "warmup_steps", warmup_steps)
+        object.__setattr__(self, "warmup_start", warmup_start)
 
     def __call__(self, step: int) -> float:
         if step < 0:
@@ -249,7 +226,8 @@ def build_schedule(
         )
     total = steps_for_epochs(regime.epochs, n_samples, batch_size)
     boundaries = tuple(steps_for_epochs(m, n_samples, batch_size) for m in regime.milestones)
-    warmup = steps_for_epochs(_non_negative("warmup_epochs", warmup_epochs), n_samples, batch_size)
+    warmup_epochs = check_real("warmup_epochs", warmup_epochs, 0.0)
+    warmup = steps_for_epochs(warmup_epochs, n_samples, batch_size)
     schedule = Schedule(
         peak,
         boundaries,

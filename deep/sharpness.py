@@ -33,7 +33,6 @@ from __future__ import annotations
 import argparse
 import copy
 import dataclasses
-import math
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -48,6 +47,7 @@ from scipy.sparse.linalg import LinearOperator, eigsh
 from torch import nn
 
 from diffusion.records import atomic_write_json, measurement_file, read_measurement
+from diffusion.validation import check_choice, check_int, check_real
 
 __all__ = [
     "LossFn",
@@ -216,25 +216,12 @@ class SharpnessResult:
 
 
 # ----------------------------------------------------------------------------- checks
-def _check_int(name: str, value: Any, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
-    return int(value)
-
-
-def _check_positive(name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{name} must be a number, got {value!r}")
-    if not math.isfinite(value) or value <= 0:
-        raise ValueError(f"{name} must be a finite positive number, got {value!r}")
-    return float(value)
+_check_int = check_int  # deep/noise.py still imports this name; new code calls check_int
 
 
 def _check_dtype(dtype: Any) -> torch.dtype:
     if isinstance(dtype, str):
-        if dtype not in _DTYPES:
-            raise ValueError(f"dtype must be one of {list(_DTYPES)}, got {dtype!r}")
-        return _DTYPES[dtype]
+        return _DTYPES[check_choice("dtype", dtype, list(_DTYPES))]
     if dtype not in _DTYPES.values():
         raise ValueError(f"dtype must be torch.float32 or torch.float64, got {dtype!r}")
     return dtype
@@ -386,10 +373,9 @@ def top_hessian_eigenvalues(
     has negative eigenvalues; the largest in magnitude may be one of them, and it is not
     the curvature that sharpness is about.
     """
-    k = _check_int("k", k, 1)
-    batch_size = _check_int("batch_size", batch_size, 1)
-    if isinstance(tol, bool) or not isinstance(tol, (int, float)) or not 0 <= tol < 1:
-        raise ValueError(f"tol must be a number in [0, 1), got {tol!r}")
+    k = check_int("k", k, 1)
+    batch_size = check_int("batch_size", batch_size, 1)
+    tol = check_real("tol", tol, 0.0, 1.0, high_open=True)
     obj = _Objective(model, loss_fn, data, _check_dtype(dtype), batch_size)
     if k >= obj.n_params:
         raise ValueError(f"k must be smaller than the number of parameters {obj.n_params}, got {k}")
@@ -421,8 +407,8 @@ def random_subspace(n_params: int, dim: int, seed: int = 0) -> np.ndarray:
     The Q factor of a standard Gaussian matrix (seeded), so the subspace is uniformly
     distributed and ``A^+ = A^T``.
     """
-    n_params = _check_int("n_params", n_params, 1)
-    dim = _check_int("subspace_dim", dim, 1)
+    n_params = check_int("n_params", n_params, 1)
+    dim = check_int("subspace_dim", dim, 1)
     if dim > n_params:
         raise ValueError(f"subspace_dim must be at most n_params={n_params}, got {dim}")
     gauss = np.random.default_rng(seed).standard_normal((n_params, dim))
@@ -463,9 +449,9 @@ def epsilon_sharpness(
     -------
     EpsilonSharpnessResult
     """
-    epsilon = _check_positive("epsilon", epsilon)
-    maxiter = _check_int("maxiter", maxiter, 1)
-    batch_size = _check_int("batch_size", batch_size, 1)
+    epsilon = check_real("epsilon", epsilon, 0.0, low_open=True)
+    maxiter = check_int("maxiter", maxiter, 1)
+    batch_size = check_int("batch_size", batch_size, 1)
     obj = _Objective(model, loss_fn, data, _check_dtype(dtype), batch_size)
     w0 = obj.get()
     loss0 = obj.loss()
@@ -538,7 +524,7 @@ def subset_indices(n_train: int, n_samples: int | None, seed: int) -> np.ndarray
     """
     if n_samples is None or n_samples >= n_train:
         return np.arange(n_train)
-    _check_int("n_samples", n_samples, 1)
+    check_int("n_samples", n_samples, 1)
     return np.sort(np.random.default_rng(seed).choice(n_train, size=n_samples, replace=False))
 
 
@@ -578,8 +564,7 @@ def load_run_data(
     from deep.train import load_checkpoint, load_model
     from diffusion.records import load_run
 
-    if at not in ("final", "initial"):
-        raise ValueError(f"at must be 'final' or 'initial', got {at!r}")
+    check_choice("at", at, ("final", "initial"))
     path = Path(run_dir)
     if not path.is_dir():
         raise FileNotFoundError(f"run folder {str(path)!r} does not exist")

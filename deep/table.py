@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from diffusion.records import atomic_write_bytes, atomic_write_json
+from diffusion.validation import check_int
 
 from .checks import (
     Check,
@@ -304,16 +305,11 @@ class TableResult:
 
 # ----------------------------------------------------------------------------- configs
 def _check_seeds(seeds: Any) -> tuple[int, ...]:
-    if isinstance(seeds, bool):
-        raise TypeError(f"seeds must be an int or a sequence of ints, got {seeds!r}")
-    if isinstance(seeds, (int, np.integer)):
-        if seeds < 1:
-            raise ValueError(f"seeds must be >= 1, got {seeds!r}")
-        return tuple(range(int(seeds)))
-    try:
-        out = tuple(int(s) for s in seeds)
-    except (TypeError, ValueError) as exc:
-        raise TypeError(f"seeds must be an int or a sequence of ints, got {seeds!r}") from exc
+    """A count ``N`` (seeds ``0..N-1``) or a sequence of distinct seeds, as a tuple of ints."""
+    iterable = hasattr(seeds, "__iter__") and getattr(seeds, "ndim", 1) != 0  # 0-d arrays are not
+    if isinstance(seeds, (str, bytes)) or not iterable:
+        return tuple(range(check_int("seeds", seeds, 1)))  # a count; bool and float refused
+    out = tuple(check_int("seeds", s, 0) for s in seeds)
     if not out or len(set(out)) != len(out):
         raise ValueError(f"seeds must be non-empty and distinct, got {seeds!r}")
     return out
@@ -482,8 +478,7 @@ def run_table(
     """
     prof = get_profile(profile).select(models)
     seed_list = _check_seeds(prof.seeds if seeds is None else seeds)
-    if isinstance(n_jobs, bool) or not isinstance(n_jobs, int) or n_jobs < 1:
-        raise ValueError(f"n_jobs must be a positive int, got {n_jobs!r}")
+    n_jobs = check_int("n_jobs", n_jobs, 1)
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     configs = table_configs(prof, seed_list, overrides=overrides, control=control)

@@ -91,6 +91,7 @@ from diffusion.records import (
     to_jsonable,
 )
 from diffusion.runtime import Runtime
+from diffusion.validation import check_bool, check_choice, check_int, check_real
 
 __all__ = [
     "TrainConfig",
@@ -227,63 +228,54 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         _plain_scalars(self)
+        # the registries' own wording (deep.models.build, deep.data.load_dataset), which the
+        # configurations built on this one (gamma, distance) report too
         if self.model not in MODELS:
             raise ValueError(f"unknown model {self.model!r}; valid names are {sorted(MODELS)}")
         if self.data not in DATASETS:
             raise ValueError(f"unknown dataset {self.data!r}; valid names are {list(DATASETS)}")
         for name in ("batch_size", "base_batch_size", "trace_per_decade"):
-            _check_int(name, getattr(self, name), 1)
-        for name in ("ghost_size", "max_steps"):
-            if getattr(self, name) is not None:
-                _check_int(name, getattr(self, name), 2 if name == "ghost_size" else 1)
+            check_int(name, getattr(self, name), 1)
+        if self.ghost_size is not None:
+            check_int("ghost_size", self.ghost_size, 2)
+        if self.max_steps is not None:
+            check_int("max_steps", self.max_steps, 1)
         if self.ghost_size is not None and self.ghost_size > self.batch_size:
             raise ValueError(
                 f"ghost_size ({self.ghost_size}) must not exceed batch_size ({self.batch_size})"
             )
-        _check_int("seed", self.seed, 0)
-        for name, positive in (
-            ("epochs", True),
-            ("lr", True),
-            ("lr_decay", True),
-            ("momentum", False),
-            ("weight_decay", False),
-            ("warmup_epochs", False),
-        ):
-            _check_number(name, getattr(self, name), positive)
-        if self.grad_clip is not None:
-            _check_number("grad_clip", self.grad_clip, True)
-        if self.lr_scaling not in LR_RULES:
-            raise ValueError(f"lr_scaling must be one of {LR_RULES}, got {self.lr_scaling!r}")
-        if self.augment not in ("auto", *AUGMENTATIONS):
-            raise ValueError(
-                f"augment must be one of {('auto', *AUGMENTATIONS)}, got {self.augment!r}"
-            )
+        check_int("seed", self.seed, 0)
+        reals = {
+            "epochs": check_real("epochs", self.epochs, 0.0, low_open=True),
+            "lr": check_real("lr", self.lr, 0.0, low_open=True),
+            "lr_decay": check_real("lr_decay", self.lr_decay, 0.0, 1.0, low_open=True),
+            "momentum": check_real("momentum", self.momentum, 0.0, 1.0, high_open=True),
+            "weight_decay": check_real("weight_decay", self.weight_decay, 0.0),
+            "warmup_epochs": check_real("warmup_epochs", self.warmup_epochs, 0.0),
+        }
+        if self.grad_clip is not None:  # validated, not converted: the hash keeps 1 and 1.0 apart
+            check_real("grad_clip", self.grad_clip, 0.0, low_open=True)
+        check_choice("lr_scaling", self.lr_scaling, LR_RULES)
+        check_choice("augment", self.augment, ("auto", *AUGMENTATIONS))
         if self.replicas is None:
             object.__setattr__(self, "replicas", _world_size_from_env())
-        _check_int("replicas", self.replicas, 1)
-        if self.bn_mode not in BN_MODES:
-            raise ValueError(f"bn_mode must be one of {BN_MODES}, got {self.bn_mode!r}")
-        if self.ghost_running_stats not in RUNNING_STATS:
-            raise ValueError(
-                f"ghost_running_stats must be one of {RUNNING_STATS}, "
-                f"got {self.ghost_running_stats!r}"
-            )
+        check_int("replicas", self.replicas, 1)
+        check_choice("bn_mode", self.bn_mode, BN_MODES)
+        check_choice("ghost_running_stats", self.ghost_running_stats, RUNNING_STATS)
         if self.replicas == 1 or self.ghost_size is not None:
             object.__setattr__(self, "bn_mode", "replica")
-        if not 0 < self.lr_decay <= 1:
-            raise ValueError(f"lr_decay must be in (0, 1], got {self.lr_decay!r}")
-        if not self.momentum < 1:
-            raise ValueError(f"momentum must be in [0, 1), got {self.momentum!r}")
-        if not (self.eval_every is None or self.eval_every == "epoch"):
-            _check_int("eval_every", self.eval_every, 1)
-        if not isinstance(self.regime_adaptation, bool):
-            raise TypeError(f"regime_adaptation must be a bool, got {self.regime_adaptation!r}")
+        if isinstance(self.eval_every, str):  # the one word it takes; otherwise a step count
+            check_choice("eval_every", self.eval_every, ("epoch",))
+        elif self.eval_every is not None:
+            check_int("eval_every", self.eval_every, 1)
+        regime_adaptation = check_bool("regime_adaptation", self.regime_adaptation)
+        object.__setattr__(self, "regime_adaptation", regime_adaptation)
         milestones = tuple(self.milestones)
-        for m in milestones:
-            _check_number("milestones", m, True)
+        for m in milestones:  # validated, not converted (as grad_clip)
+            check_real("milestones", m, 0.0, low_open=True)
         object.__setattr__(self, "milestones", milestones)
-        for name in ("epochs", "lr", "lr_decay", "momentum", "weight_decay", "warmup_epochs"):
-            object.__setattr__(self, name, float(getattr(self, name)))
+        for name, value in reals.items():
+            object.__setattr__(self, name, value)
 
 
 def _world_size_from_env() -> int:
@@ -305,21 +297,6 @@ def _plain_scalars(config: object) -> None:
         elif isinstance(value, (np.integer, np.floating)):
             value = value.item()
         object.__setattr__(config, f.name, value)
-
-
-def _check_int(name: str, value: object, low: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
-
-
-def _check_number(name: str, value: object, positive: bool) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{name} must be a number, got {value!r}")
-    if not math.isfinite(value) or value < 0 or (positive and value == 0):
-        raise ValueError(
-            f"{name} must be a finite {'positive' if positive else 'non-negative'} number, "
-            f"got {value!r}"
-        )
 
 
 # ----------------------------------------------------------------------------- pieces

@@ -8,40 +8,25 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from numbers import Integral, Real
+from numbers import Integral
 
 import numpy as np
 
 from diffusion.metrics import Trace, log_schedule
+from diffusion.validation import check_array, check_int, check_real
 
 __all__ = ["LangevinResult", "langevin", "LangevinPassage", "langevin_first_passage"]
 
 ArrayFn = Callable[[np.ndarray], np.ndarray]
 
 
-def _positive(name: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, Real):
-        raise TypeError(f"{name} must be a real number, got {value!r}")
-    v = float(value)
-    if not np.isfinite(v) or v <= 0:
-        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
-    return v
-
-
-def _count(name: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, Integral) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)
-
-
 def _positions(x0: object) -> np.ndarray:
-    x = np.array(x0, dtype=float)
+    x = np.array(check_array("x0", x0), dtype=float)  # a copy: the walkers move in place
     if x.ndim == 0:
         x = x.reshape(1)
-    if x.ndim not in (1, 2) or x.size == 0 or not np.all(np.isfinite(x)):
+    if x.ndim not in (1, 2):
         raise ValueError(
-            "x0 must be finite positions of shape (n_walkers,) or (n_walkers, d), "
-            f"got shape {x.shape}"
+            f"x0 must be positions of shape (n_walkers,) or (n_walkers, d), got shape {x.shape}"
         )
     return x
 
@@ -131,9 +116,9 @@ def langevin(
     -------
     LangevinResult
     """
-    temp = _positive("temperature", temperature)
-    step = _positive("dt", dt)
-    n = _count("n_steps", n_steps)
+    temp = check_real("temperature", temperature, 0.0, low_open=True)
+    step = check_real("dt", dt, 0.0, low_open=True)
+    n = check_int("n_steps", n_steps, 1)
     x = _positions(x0)
     rec = log_schedule(n, 10, start=0) if times is None else np.asarray(times, dtype=np.int64)
     if rec.ndim != 1 or rec.size == 0 or rec[0] < 0 or rec[-1] > n or np.any(np.diff(rec) <= 0):
@@ -231,16 +216,14 @@ def langevin_first_passage(
     -------
     LangevinPassage
     """
-    temp = _positive("temperature", temperature)
-    step = _positive("dt", dt)
-    n_w = _count("n_walkers", n_walkers)
-    cap = _count("max_steps", max_steps)
-    chunk = _count("chunk", chunk)
-    start, goal = float(x0), float(target)
-    if not (np.isfinite(start) and np.isfinite(goal)) or start == goal:
-        raise ValueError(
-            f"x0 and target must be finite and distinct, got x0={x0!r}, target={target!r}"
-        )
+    temp = check_real("temperature", temperature, 0.0, low_open=True)
+    step = check_real("dt", dt, 0.0, low_open=True)
+    n_w = check_int("n_walkers", n_walkers, 1)
+    cap = check_int("max_steps", max_steps, 1)
+    chunk = check_int("chunk", chunk, 1)
+    start, goal = check_real("x0", x0), check_real("target", target)
+    if start == goal:
+        raise ValueError(f"x0 and target must be distinct, got x0={x0!r}, target={target!r}")
     sign = 1.0 if goal > start else -1.0
     rng = _rng(seed)
     noise = np.sqrt(2 * temp * step)

@@ -22,9 +22,11 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from numbers import Integral, Real
+from numbers import Integral
 
 import numpy as np
+
+from diffusion.validation import check_array, check_choice, check_int, check_real
 
 __all__ = [
     "Potential",
@@ -40,35 +42,6 @@ __all__ = [
 ]
 
 SeedLike = int | np.random.SeedSequence | np.random.Generator | None
-
-
-# ----------------------------------------------------------------------------- validation
-def _check_int(name: str, value: object, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, Integral):
-        raise TypeError(f"{name} must be an integer, got {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value!r}")
-    return int(value)
-
-
-def _check_real(
-    name: str,
-    value: object,
-    *,
-    low: float,
-    low_open: bool = False,
-    high: float = math.inf,
-    high_open: bool = False,
-) -> float:
-    if isinstance(value, bool) or not isinstance(value, Real):
-        raise TypeError(f"{name} must be a real number, got {value!r}")
-    v = float(value)
-    below = v <= low if low_open else v < low
-    above = v >= high if high_open else v > high
-    if not math.isfinite(v) or below or above:
-        lo, hi = ("(" if low_open else "["), (")" if high_open else "]")
-        raise ValueError(f"{name} must be in {lo}{low}, {high}{hi}, got {value!r}")
-    return v
 
 
 def _rng(seed: SeedLike) -> np.random.Generator:
@@ -195,8 +168,8 @@ def brownian_potential(
     -------
     Potential
     """
-    n = _check_int("n_sites", n_sites, 2)
-    s = _check_real("sigma", sigma, low=0.0)
+    n = check_int("n_sites", n_sites, 2)
+    s = check_real("sigma", sigma, 0.0)
     inc = _rng(seed).normal(0.0, 1.0, n - 1) * s
     u = np.concatenate([[0.0], np.cumsum(inc)])
     pot = Potential(u, origin, "brownian", (("sigma", s),))
@@ -230,9 +203,9 @@ def rwre_environment(
     numpy.ndarray of float, shape (n_sites,)
         ``p_i`` in (0, 1).
     """
-    n = _check_int("n_sites", n_sites, 2)
-    s = _check_real("sigma", sigma, low=0.0)
-    m = _check_real("drift", drift, low=-math.inf)
+    n = check_int("n_sites", n_sites, 2)
+    s = check_real("sigma", sigma, 0.0)
+    m = check_real("drift", drift)
     log_ratio = m + s * _rng(seed).normal(0.0, 1.0, n)
     return 1.0 / (1.0 + np.exp(log_ratio))  # p = 1 / (1 + q/p)
 
@@ -262,14 +235,7 @@ def rwre_potential(p: Sequence[float] | np.ndarray, origin: int | None = None) -
 
 
 def _check_probabilities(name: str, p: object) -> np.ndarray:
-    try:
-        arr = np.asarray(p, dtype=float)
-    except (TypeError, ValueError) as exc:
-        raise TypeError(
-            f"{name} must be an array of probabilities, got {type(p).__name__}"
-        ) from exc
-    if arr.ndim != 1 or arr.size < 2:
-        raise ValueError(f"{name} must be one-dimensional with >= 2 sites, got shape {arr.shape}")
+    arr = check_array(name, p, ndim=1, min_size=2, finite=False)  # NaN fails the (0, 1) test
     if not np.all((arr > 0) & (arr < 1)):
         bad = arr[~((arr > 0) & (arr < 1))][0]
         raise ValueError(f"{name} must lie in (0, 1), found {bad!r}")
@@ -278,7 +244,7 @@ def _check_probabilities(name: str, p: object) -> np.ndarray:
 
 def fgn_autocovariance(lags: np.ndarray | Sequence[int], hurst: float) -> np.ndarray:
     """Autocovariance of unit fractional Gaussian noise: ``(|k+1|^2H - 2|k|^2H + |k-1|^2H) / 2``."""
-    h = _check_real("hurst", hurst, low=0.0, low_open=True, high=1.0, high_open=True)
+    h = check_real("hurst", hurst, 0.0, 1.0, low_open=True, high_open=True)
     k = np.abs(np.asarray(lags, dtype=float))
     return 0.5 * (np.abs(k + 1) ** (2 * h) - 2 * k ** (2 * h) + np.abs(k - 1) ** (2 * h))
 
@@ -312,9 +278,9 @@ def fbm_potential(
     -------
     Potential
     """
-    n = _check_int("n_sites", n_sites, 2)
-    h = _check_real("hurst", hurst, low=0.0, low_open=True, high=1.0, high_open=True)
-    s = _check_real("sigma", sigma, low=0.0)
+    n = check_int("n_sites", n_sites, 2)
+    h = check_real("hurst", hurst, 0.0, 1.0, low_open=True, high_open=True)
+    s = check_real("sigma", sigma, 0.0)
     m = n - 1  # number of increments
     size = 2 * m
     row = fgn_autocovariance(np.concatenate([np.arange(m + 1), np.arange(m - 1, 0, -1)]), h)
@@ -361,9 +327,9 @@ def bounded_potential(
     Potential
         Values are not shifted: the potential stays in ``[0, amplitude]``.
     """
-    n = _check_int("n_sites", n_sites, 2)
-    a = _check_real("amplitude", amplitude, low=0.0)
-    ell = _check_int("correlation_length", correlation_length, 0)
+    n = check_int("n_sites", n_sites, 2)
+    a = check_real("amplitude", amplitude, 0.0)
+    ell = check_int("correlation_length", correlation_length, 0)
     xi = _rng(seed).uniform(0.0, a, n + ell)
     if ell:
         c = np.concatenate([[0.0], np.cumsum(xi)])
@@ -419,11 +385,7 @@ def _torus_shape(
 
 
 def _check_padding(padding: object) -> int | None:
-    if padding is None:
-        return None
-    if isinstance(padding, bool) or not isinstance(padding, Integral) or padding < 1:
-        raise ValueError(f"padding must be a positive integer or None, got {padding!r}")
-    return int(padding)
+    return None if padding is None else check_int("padding", padding, 1)
 
 
 def field_covariance(
@@ -470,17 +432,16 @@ def _check_field_args(shape, kind, correlation_length, hurst):
     if isinstance(shape, Integral) and not isinstance(shape, bool):
         shape = (shape,)
     try:
-        shp = tuple(_check_int("shape", n, 2) for n in shape)
+        shp = tuple(check_int("shape", n, 2) for n in shape)
     except TypeError as exc:
         raise TypeError(f"shape must be a tuple of integers, got {shape!r}") from exc
     if len(shp) not in (1, 2, 3):
         raise ValueError(
             f"shape must have 1, 2 or 3 dimensions, got {shape!r} (dimension {len(shp)})"
         )
-    if kind not in ("short", "fractional"):
-        raise ValueError(f"kind must be 'short' or 'fractional', got {kind!r}")
-    ell = _check_real("correlation_length", correlation_length, low=0.0, low_open=True)
-    h = _check_real("hurst", hurst, low=0.0, low_open=True, high=1.0, high_open=True)
+    check_choice("kind", kind, ("short", "fractional"))
+    ell = check_real("correlation_length", correlation_length, 0.0, low_open=True)
+    h = check_real("hurst", hurst, 0.0, 1.0, low_open=True, high_open=True)
     return shp, kind, ell, h
 
 
@@ -539,7 +500,7 @@ def gaussian_field(
     Potential
     """
     shp, kind, ell, h = _check_field_args(shape, kind, correlation_length, hurst)
-    s = _check_real("sigma", sigma, low=0.0)
+    s = check_real("sigma", sigma, 0.0)
     torus = _torus_shape(shp, kind, ell, _check_padding(padding))
     spec = _spectrum(torus, kind, ell, h)
     cov0 = np.fft.ifftn(spec).real

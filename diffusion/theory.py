@@ -27,6 +27,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import special, stats
 
+from diffusion.validation import check_array, check_int, check_real
+
 __all__ = [
     "check_temperature",
     "check_sigma",
@@ -67,75 +69,34 @@ KESTEN_SECOND_MOMENT = 61.0 / 45.0
 
 # ----------------------------------------------------------------------------- validation
 def check_temperature(temperature: float, name: str = "temperature") -> float:
-    """Return ``temperature`` as a float, raising ``ValueError`` unless finite and > 0."""
-    return _positive(temperature, name)
+    """Return ``temperature`` as a float: ``TypeError`` unless a real number, ``ValueError``
+    unless finite and > 0 (the :mod:`diffusion.validation` contract)."""
+    return check_real(name, temperature, 0.0, low_open=True)
 
 
 def check_hurst(hurst: float, name: str = "hurst") -> float:
     """Return ``hurst`` as a float, raising ``ValueError`` unless in the open interval (0, 1)."""
-    h = _number(hurst, name)
-    if not 0.0 < h < 1.0:
-        raise ValueError(f"{name} must lie in the open interval (0, 1), got {hurst!r}")
-    return h
+    return check_real(name, hurst, 0.0, 1.0, low_open=True, high_open=True)
 
 
 def check_sigma(sigma: float, name: str = "sigma", *, allow_zero: bool = True) -> float:
     """Return ``sigma`` as a float; ``ValueError`` if negative (or zero when not allowed)."""
-    s = _number(sigma, name)
-    if s < 0 or (s == 0 and not allow_zero):
-        bound = ">= 0" if allow_zero else "> 0"
-        raise ValueError(f"{name} must be {bound}, got {sigma!r}")
-    return s
+    return check_real(name, sigma, 0.0, low_open=not allow_zero)
 
 
 def check_dim(dim: int, name: str = "dim") -> int:
-    """Return ``dim`` as an int, raising ``ValueError`` unless it is 1, 2 or 3."""
-    if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)):
-        raise TypeError(f"{name} must be an integer 1, 2 or 3, got {dim!r}")
-    if dim not in (1, 2, 3):
-        raise ValueError(f"{name} must be 1, 2 or 3, got {dim!r}")
-    return int(dim)
+    """Return ``dim`` as an int: ``TypeError`` unless an integer, ``ValueError`` unless 1-3."""
+    return check_int(name, dim, 1, 3)
 
 
 def _number(value: float, name: str) -> float:
-    if isinstance(value, bool):
-        raise TypeError(f"{name} must be a real number, got {value!r}")
-    try:
-        out = float(value)
-    except (TypeError, ValueError) as exc:
-        raise TypeError(f"{name} must be a real number, got {value!r}") from exc
-    if not math.isfinite(out):
-        raise ValueError(f"{name} must be finite, got {value!r}")
-    return out
-
-
-def _positive(value: float, name: str) -> float:
-    out = _number(value, name)
-    if out <= 0:
-        raise ValueError(f"{name} must be > 0, got {value!r}")
-    return out
-
-
-def _finite_1d(name: str, values: object, min_size: int = 1) -> np.ndarray:
-    try:
-        arr = np.asarray(values, dtype=float)
-    except (TypeError, ValueError) as exc:
-        raise TypeError(
-            f"{name} must be array-like of numbers, got {type(values).__name__}"
-        ) from exc
-    if arr.ndim != 1 or arr.size < min_size:
-        raise ValueError(
-            f"{name} must be one-dimensional with at least {min_size} entries, "
-            f"got shape {arr.shape}"
-        )
-    if not np.all(np.isfinite(arr)):
-        raise ValueError(f"{name} must be finite, found {arr[~np.isfinite(arr)][0]!r}")
-    return arr
+    # Kept for diffusion/experiments.py, which calls it; new code calls check_real directly.
+    return check_real(name, value)
 
 
 def _rates(right: object, left: object) -> tuple[np.ndarray, np.ndarray]:
-    r = _finite_1d("right", right, 2)
-    lft = _finite_1d("left", left, 2)
+    r = check_array("right", right, ndim=1, min_size=2)
+    lft = check_array("left", left, ndim=1, min_size=2)
     if r.shape != lft.shape:
         raise ValueError(f"right has length {r.size} but left has length {lft.size}")
     if np.any(r <= 0) or np.any(lft <= 0):
@@ -162,7 +123,7 @@ def metropolis_rates(potential: object, temperature: float = 1.0) -> tuple[np.nd
         use the periodic neighbour (``U_n = U_0``), as :func:`effective_diffusion` needs.
     """
     T = check_temperature(temperature)
-    u = _finite_1d("potential", potential, 2)
+    u = check_array("potential", potential, ndim=1, min_size=2)
     up = np.roll(u, -1) - u
     down = np.roll(u, 1) - u
     return 0.5 * np.exp(-np.clip(up, 0, None) / T), 0.5 * np.exp(-np.clip(down, 0, None) / T)
@@ -327,8 +288,8 @@ def zwanzig_diffusion(
         Bare diffusion constant, ``> 0``.
     """
     T = check_temperature(temperature)
-    d0 = _positive(d0, "d0")
-    u = _finite_1d("potential_samples", potential_samples) / T
+    d0 = check_real("d0", d0, 0.0, low_open=True)
+    u = check_array("potential_samples", potential_samples, ndim=1) / T
     shift = u.mean()
     return float(d0 / (np.mean(np.exp(u - shift)) * np.mean(np.exp(shift - u))))
 
@@ -439,9 +400,9 @@ def kesten_effective_gamma(gamma: object, sigma: float) -> np.ndarray:
         Increment standard deviation of ``V = U/T``, ``> 0``.
     """
     s = check_sigma(sigma, allow_zero=False)
-    g = np.asarray(gamma, float)
-    if not np.all(np.isfinite(g)) or np.any(g <= 0):
-        raise ValueError(f"gamma must be finite and > 0, got {gamma!r}")
+    g = check_array("gamma", gamma, min_size=0)
+    if np.any(g <= 0):
+        raise ValueError(f"gamma must be > 0, got {gamma!r}")
     return g + 2.0 * OVERSHOOT * s
 
 
@@ -467,8 +428,8 @@ def kesten_second_moment_finite(gamma: object, sigma: float) -> np.ndarray:
 
 # ----------------------------------------------------------------------------- scaling laws
 def _log_times(t: object) -> np.ndarray:
-    arr = np.asarray(t, float)
-    if not np.all(np.isfinite(arr)) or np.any(arr <= 1):
+    arr = check_array("t", t, min_size=0)
+    if np.any(arr <= 1):
         raise ValueError(f"t must be finite and > 1, got {t!r}")
     return np.log(arr)
 
@@ -493,9 +454,9 @@ def barrier_growth_distance(
     scale : float
         Barrier prefactor ``> 0``.
     """
-    g = _positive(gamma, "gamma")
+    g = check_real("gamma", gamma, 0.0, low_open=True)
     T = check_temperature(temperature)
-    c = _positive(scale, "scale")
+    c = check_real("scale", scale, 0.0, low_open=True)
     return (T * _log_times(t) / c) ** (1.0 / g)
 
 
@@ -561,11 +522,9 @@ def kramers_rate(
     temperature : float
         ``T > 0``.
     """
-    dU = _number(barrier, "barrier")
-    if dU < 0:
-        raise ValueError(f"barrier must be >= 0, got {barrier!r}")
-    k_min = _positive(curvature_min, "curvature_min")
-    k_max = abs(_number(curvature_max, "curvature_max"))
+    dU = check_real("barrier", barrier, 0.0)
+    k_min = check_real("curvature_min", curvature_min, 0.0, low_open=True)
+    k_max = abs(check_real("curvature_max", curvature_max))
     if k_max == 0:
         raise ValueError(f"curvature_max must be non-zero, got {curvature_max!r}")
     T = check_temperature(temperature)
@@ -580,8 +539,6 @@ def arrhenius_time(
 ) -> np.ndarray:
     """Arrhenius escape time ``exp(barrier / T) / attempt_rate``."""
     T = check_temperature(temperature)
-    nu = _positive(attempt_rate, "attempt_rate")
-    dU = np.asarray(barrier, float)
-    if not np.all(np.isfinite(dU)):
-        raise ValueError(f"barrier must be finite, got {barrier!r}")
+    nu = check_real("attempt_rate", attempt_rate, 0.0, low_open=True)
+    dU = check_array("barrier", barrier, min_size=0)
     return np.exp(dU / T) / nu

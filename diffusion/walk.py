@@ -27,13 +27,14 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from numbers import Integral, Real
+from numbers import Integral
 
 import numpy as np
 
 from diffusion import _kernels
 from diffusion.metrics import Trace, log_schedule
 from diffusion.potentials import Potential
+from diffusion.validation import check_array, check_choice, check_int, check_real
 
 __all__ = [
     "EdgeReachedError",
@@ -59,32 +60,17 @@ class EdgeReachedError(ValueError):
 
 
 # ----------------------------------------------------------------------------- validation
-def _check_temperature(temperature: object) -> float:
-    if isinstance(temperature, bool) or not isinstance(temperature, Real):
-        raise TypeError(f"temperature must be a real number, got {temperature!r}")
-    t = float(temperature)
-    if not np.isfinite(t) or t <= 0:
-        raise ValueError(f"temperature must be a finite number > 0, got {temperature!r}")
-    return t
-
-
-def _check_count(name: str, value: object, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, Integral):
-        raise TypeError(f"{name} must be an integer, got {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value!r}")
-    if value >= 2**62:
-        raise ValueError(f"{name} must be below 2**62, got {value!r}")
-    return int(value)
+_MAX_COUNT = 2**62 - 1  # steps and walkers stay clear of int64 overflow in the kernels
 
 
 def _check_times(times: object, t_max: int) -> np.ndarray:
     if times is None:
         return log_schedule(t_max, per_decade=10)
-    arr = np.asarray(times)
-    if arr.ndim != 1 or arr.size == 0:
-        raise ValueError(f"times must be a non-empty one-dimensional array, got shape {arr.shape}")
-    if not np.issubdtype(arr.dtype, np.number) or np.any(arr != np.round(arr)):
+    check_array("times", times, ndim=1)  # numbers, one-dimensional, non-empty, finite
+    arr = np.asarray(times)  # its own dtype, so large int64 times keep every digit
+    if arr.dtype == np.bool_ or not np.issubdtype(arr.dtype, np.number):
+        raise TypeError(f"times must be an array of integers, got dtype {arr.dtype}")
+    if np.any(arr != np.round(arr)):
         raise ValueError("times must hold integers")
     arr = arr.astype(np.int64)
     if arr[0] < 0 or np.any(np.diff(arr) <= 0):
@@ -226,7 +212,7 @@ def metropolis_lattice(potentials: Potential | Sequence[Potential], temperature:
     -------
     Lattice
     """
-    temp = _check_temperature(temperature)
+    temp = check_real("temperature", temperature, 0.0, low_open=True)
     pots = [potentials] if isinstance(potentials, Potential) else list(potentials)
     if not pots or not all(isinstance(p, Potential) for p in pots):
         raise TypeError("potential must be a Potential or a non-empty sequence of Potentials")
@@ -331,8 +317,7 @@ def _run(
     edge: str,
 ) -> np.ndarray:
     """Flat positions at ``times``, shape (len(times), n_walkers), with the edge checks."""
-    if edge not in ("detect", "strict"):
-        raise ValueError(f"edge must be 'detect' or 'strict', got {edge!r}")
+    check_choice("edge", edge, ("detect", "strict"))
     if edge == "strict" and lattice.distance_to_edge(starts) <= t_max:
         raise ValueError(
             f"t_max={t_max} is too long for the environment: a walker can reach its edge in "
@@ -422,9 +407,9 @@ def simulate_walkers(
         For T <= 0, a bad count or schedule, or when the environment cannot hold the run
         (:class:`EdgeReachedError`).
     """
-    temp = _check_temperature(temperature)
-    t_max = _check_count("t_max", t_max, 1)
-    n_walkers = _check_count("n_walkers", n_walkers, 1)
+    temp = check_real("temperature", temperature, 0.0, low_open=True)
+    t_max = check_int("t_max", t_max, 1, _MAX_COUNT)
+    n_walkers = check_int("n_walkers", n_walkers, 1, _MAX_COUNT)
     times = _check_times(times, t_max)
     seq = _seed_sequence(seed)
     env_seq, walk_seq = seq.spawn(2)
@@ -466,8 +451,8 @@ def simulate_rwre(
     Trace
         As in :func:`simulate_walkers`.
     """
-    t_max = _check_count("t_max", t_max, 1)
-    n_walkers = _check_count("n_walkers", n_walkers, 1)
+    t_max = check_int("t_max", t_max, 1, _MAX_COUNT)
+    n_walkers = check_int("n_walkers", n_walkers, 1, _MAX_COUNT)
     times = _check_times(times, t_max)
     lattice = rwre_lattice(p, origin)
     starts = _starts(lattice, start, n_walkers)
@@ -591,14 +576,13 @@ def first_passage_times(
     """
     if not isinstance(potential, Potential) or potential.ndim != 1:
         raise TypeError("potential must be a one-dimensional Potential")
-    n_walkers = _check_count("n_walkers", n_walkers, 1)
-    max_steps = _check_count("max_steps", max_steps, 1)
+    n_walkers = check_int("n_walkers", n_walkers, 1, _MAX_COUNT)
+    max_steps = check_int("max_steps", max_steps, 1, _MAX_COUNT)
     lattice = metropolis_lattice(potential, temperature)
     for name, value in (("upper", upper), ("start", start)) + (
         (("lower", lower),) if lower is not None else ()
     ):
-        if isinstance(value, bool) or not isinstance(value, Integral):
-            raise TypeError(f"{name} must be an integer, got {value!r}")
+        value = check_int(name, value)
         if not -lattice.origin[0] <= value < lattice.shape[0] - lattice.origin[0]:
             raise ValueError(
                 f"{name}={value} lies outside the environment (coordinates "
@@ -667,8 +651,8 @@ def sample_equilibrium(
     numpy.ndarray of int64
         Coordinates relative to the origin, shape (n_walkers,) in 1D or (n_walkers, d).
     """
-    temp = _check_temperature(temperature)
-    n_walkers = _check_count("n_walkers", n_walkers, 1)
+    temp = check_real("temperature", temperature, 0.0, low_open=True)
+    n_walkers = check_int("n_walkers", n_walkers, 1, _MAX_COUNT)
     if not isinstance(potential, Potential):
         raise TypeError(f"potential must be a Potential, got {type(potential).__name__}")
     if region is None:
@@ -702,8 +686,8 @@ def measured_rate(n_walkers: int = 512, steps: int = 20_000) -> float:
     """
     from diffusion.potentials import brownian_potential
 
-    n_walkers = _check_count("n_walkers", n_walkers, 1)
-    steps = _check_count("steps", steps, 1)
+    n_walkers = check_int("n_walkers", n_walkers, 1, _MAX_COUNT)
+    steps = check_int("steps", steps, 1, _MAX_COUNT)
     pot = brownian_potential(4001, 1.0, seed=0)
     simulate_walkers(pot, 1.0, 10, 8, times=[10])
     start = time.perf_counter()
@@ -723,10 +707,7 @@ def estimate_walk_seconds(n_walkers: int, t_max: float, rate: float | None = Non
     rate : float, optional
         Walker-steps per second; :func:`measured_rate` when None.
     """
-    n_walkers = _check_count("n_walkers", n_walkers, 1)
-    if not np.isfinite(t_max) or t_max < 1:
-        raise ValueError(f"t_max must be finite and >= 1, got {t_max!r}")
-    rate = measured_rate() if rate is None else float(rate)
-    if not np.isfinite(rate) or rate <= 0:
-        raise ValueError(f"rate must be finite and > 0, got {rate!r}")
-    return n_walkers * float(t_max) / rate
+    n_walkers = check_int("n_walkers", n_walkers, 1, _MAX_COUNT)
+    t_max = check_real("t_max", t_max, 1.0)
+    rate = measured_rate() if rate is None else check_real("rate", rate, 0.0, low_open=True)
+    return n_walkers * t_max / rate

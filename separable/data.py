@@ -23,6 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
+from diffusion.validation import check_int, check_real
+
 __all__ = [
     "Dataset",
     "MulticlassDataset",
@@ -182,12 +184,7 @@ class MulticlassDataset:
             if not np.all(np.isfinite(y.astype(float))) or np.any(y != np.round(y)):
                 raise ValueError(f"y must hold integer class labels, got dtype {y.dtype}")
         y = y.astype(np.int64)
-        if (
-            isinstance(self.n_classes, bool)
-            or not isinstance(self.n_classes, (int, np.integer))
-            or self.n_classes < 2
-        ):
-            raise ValueError(f"n_classes must be an integer >= 2, got {self.n_classes!r}")
+        object.__setattr__(self, "n_classes", check_int("n_classes", self.n_classes, 2))
         if y.min() < 0 or y.max() >= self.n_classes:
             raise ValueError(
                 f"y must hold labels in 0..{self.n_classes - 1}, found range [{y.min()}, {y.max()}]"
@@ -200,18 +197,11 @@ class MulticlassDataset:
         object.__setattr__(self, "y", y)
 
 
-def _check_seed(seed: object) -> np.random.Generator:
+def _rng(seed: object) -> np.random.Generator:
+    """``seed`` itself when a numpy Generator, else a Generator seeded by the integer ``seed``."""
     if isinstance(seed, np.random.Generator):
         return seed
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer or numpy Generator, got {seed!r}")
-    return np.random.default_rng(int(seed))
-
-
-def _check_int(name: str, value: object, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
-    return int(value)
+    return np.random.default_rng(check_int("seed", seed, 0))
 
 
 def _figure_set(
@@ -240,12 +230,11 @@ def _figure_set(
 
 
 def _check_fig_args(seed, n_extra, min_excess) -> tuple[np.random.Generator, int]:
-    rng = _check_seed(seed)
-    n_extra = _check_int("n_extra", n_extra, 0)
+    rng = _rng(seed)
+    n_extra = check_int("n_extra", n_extra, 0)
     if n_extra % 2:
         raise ValueError(f"n_extra must be even (half per class), got {n_extra}")
-    if not np.isfinite(min_excess) or not 0 < min_excess < 2.0:
-        raise ValueError(f"min_excess must be in (0, 2), got {min_excess!r}")
+    check_real("min_excess", min_excess, 0.0, 2.0, low_open=True, high_open=True)
     return rng, n_extra
 
 
@@ -289,8 +278,7 @@ def fig3(seed: int = 0, n_extra: int = 12, min_excess: float = 0.5, scale: float
     the scaled box and kept off the new margin by ``min_excess``.
     """
     rng, n_extra = _check_fig_args(seed, n_extra, min_excess)
-    if not (np.isfinite(scale) and scale > 0):
-        raise ValueError(f"scale must be a positive number, got {scale!r}")
+    scale = check_real("scale", scale, 0.0, low_open=True)
     from separable.svm import hard_margin_svm  # the core's SVM changes with the scale
 
     s = np.array([1.0, float(scale)])
@@ -342,15 +330,15 @@ def random_separable(
     Dataset
         With ``w_hat`` and ``alpha`` (zeros off the support) filled in.
     """
-    rng = _check_seed(seed)
-    n = _check_int("n", n, 1)
-    d = _check_int("d", d, 1)
-    k = min(n, d) if n_support is None else _check_int("n_support", n_support, 1)
+    rng = _rng(seed)
+    n = check_int("n", n, 1)
+    d = check_int("d", d, 1)
+    k = min(n, d) if n_support is None else check_int("n_support", n_support, 1)
     if k > min(n, d):
         raise ValueError(f"n_support must be <= min(n, d) = {min(n, d)}, got {k}")
-    for name, value in (("margin", margin), ("excess", excess), ("spread", spread)):
-        if not np.isfinite(value) or value <= 0:
-            raise ValueError(f"{name} must be a positive finite number, got {value!r}")
+    margin = check_real("margin", margin, 0.0, low_open=True)
+    excess = check_real("excess", excess, 0.0, low_open=True)
+    spread = check_real("spread", spread, 0.0, low_open=True)
     u = rng.standard_normal(d)
     u /= np.linalg.norm(u)
     proj = np.eye(d) - np.outer(u, u)
@@ -396,18 +384,14 @@ def random_multiclass(
     noise sqrt(2K/(K-1)) > 0`` whenever ``noise < separation sqrt(K / (2 (K-1)))``: the set is
     then separable through the origin by construction.
     """
-    rng = _check_seed(seed)
-    n_per_class = _check_int("n_per_class", n_per_class, 1)
-    d = _check_int("d", d, 1)
-    K = _check_int("n_classes", n_classes, 2)
+    rng = _rng(seed)
+    n_per_class = check_int("n_per_class", n_per_class, 1)
+    d = check_int("d", d, 1)
+    K = check_int("n_classes", n_classes, 2)
     if K > d + 1:
         raise ValueError(f"n_classes must be <= d + 1 = {d + 1} for a simplex of centres, got {K}")
-    for name, value in (("separation", separation), ("noise", noise)):
-        if not np.isfinite(value) or value < 0 or (name == "separation" and value == 0):
-            raise ValueError(
-                f"{name} must be a {'positive' if name == 'separation' else 'non-negative'} "
-                f"finite number, got {value!r}"
-            )
+    separation = check_real("separation", separation, 0.0, low_open=True)
+    noise = check_real("noise", noise, 0.0)
     if noise >= separation * np.sqrt(K / (2.0 * (K - 1))):
         raise ValueError(
             f"noise must be < separation * sqrt(K/(2(K-1))) = "
@@ -435,7 +419,7 @@ def with_bias(X: object, value: float = 1.0) -> np.ndarray:
     only when that is the problem meant.
     """
     Xa = as_features(X)
-    if not np.isfinite(value) or value == 0:
+    if check_real("value", value) == 0:
         raise ValueError(f"value must be a non-zero finite number, got {value!r}")
     return np.hstack([Xa, np.full((Xa.shape[0], 1), float(value))])
 

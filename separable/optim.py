@@ -24,7 +24,6 @@ Convenience functions with the signature ``(X, y, loss, eta, t_max, ...)``: :fun
 
 from __future__ import annotations
 
-import math
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -33,6 +32,7 @@ from typing import Union
 import numpy as np
 
 from diffusion.metrics import Trace, log_schedule
+from diffusion.validation import check_bool, check_int, check_real
 from separable._kernels import Rule, State, apply_update, make_problem, run_steps
 from separable.data import as_features, fold
 from separable.losses import Loss, get_loss
@@ -76,25 +76,6 @@ class StepSizeWarning(UserWarning):
     """The step size exceeds the theorem's stability condition ``2 / (beta sigma_max^2)``."""
 
 
-def _check_eta(eta: object) -> float | None:
-    if eta is None:
-        return None
-    if (
-        isinstance(eta, bool)
-        or not isinstance(eta, (int, float, np.floating, np.integer))
-        or not math.isfinite(float(eta))
-        or float(eta) <= 0
-    ):
-        raise ValueError(f"eta must be a positive finite number or None, got {eta!r}")
-    return float(eta)
-
-
-def _check_unit(name: str, value: float, closed_low: bool = True) -> None:
-    ok = (0.0 <= value < 1.0) if closed_low else (0.0 < value < 1.0)
-    if not (isinstance(value, (int, float, np.floating)) and ok):
-        raise ValueError(f"{name} must be in {'[' if closed_low else '('}0, 1), got {value!r}")
-
-
 # ----------------------------------------------------------------------------- rules
 @dataclass(frozen=True)
 class GD:
@@ -104,7 +85,8 @@ class GD:
     name = "gd"
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "eta", _check_eta(self.eta))
+        if self.eta is not None:  # None: the default step size for the data
+            object.__setattr__(self, "eta", check_real("eta", self.eta, 0.0, low_open=True))
 
     def _code(self) -> tuple[int, float, float, float]:
         return 0, 0.0, 0.0, 0.0
@@ -124,10 +106,10 @@ class Momentum:
     nesterov: bool = False
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "eta", _check_eta(self.eta))
-        _check_unit("beta", self.beta)
-        if not isinstance(self.nesterov, bool):
-            raise TypeError(f"nesterov must be a bool, got {self.nesterov!r}")
+        if self.eta is not None:  # None: the default step size for the data
+            object.__setattr__(self, "eta", check_real("eta", self.eta, 0.0, low_open=True))
+        object.__setattr__(self, "beta", check_real("beta", self.beta, 0.0, 1.0, high_open=True))
+        object.__setattr__(self, "nesterov", check_bool("nesterov", self.nesterov))
 
     @property
     def name(self) -> str:
@@ -151,15 +133,10 @@ class SGD:
     name = "sgd"
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "eta", _check_eta(self.eta))
-        if (
-            isinstance(self.batch_size, bool)
-            or not isinstance(self.batch_size, (int, np.integer))
-            or self.batch_size < 1
-        ):
-            raise ValueError(f"batch_size must be a positive integer, got {self.batch_size!r}")
-        if not isinstance(self.replace, bool):
-            raise TypeError(f"replace must be a bool, got {self.replace!r}")
+        if self.eta is not None:  # None: the default step size for the data
+            object.__setattr__(self, "eta", check_real("eta", self.eta, 0.0, low_open=True))
+        object.__setattr__(self, "batch_size", check_int("batch_size", self.batch_size, 1))
+        object.__setattr__(self, "replace", check_bool("replace", self.replace))
 
     def _code(self) -> tuple[int, float, float, float]:
         return 0, 0.0, 0.0, 0.0
@@ -173,7 +150,8 @@ class NormalizedGD:
     name = "ngd"
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "eta", _check_eta(self.eta))
+        if self.eta is not None:  # None: the default step size for the data
+            object.__setattr__(self, "eta", check_real("eta", self.eta, 0.0, low_open=True))
 
     def _code(self) -> tuple[int, float, float, float]:
         return 3, 0.0, 0.0, 0.0
@@ -190,11 +168,13 @@ class Adam:
     name = "adam"
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "eta", _check_eta(self.eta))
-        _check_unit("beta1", self.beta1)
-        _check_unit("beta2", self.beta2, closed_low=False)
-        if not (isinstance(self.eps, (int, float)) and self.eps > 0 and math.isfinite(self.eps)):
-            raise ValueError(f"eps must be positive, got {self.eps!r}")
+        if self.eta is not None:  # None: the default step size for the data
+            object.__setattr__(self, "eta", check_real("eta", self.eta, 0.0, low_open=True))
+        beta1 = check_real("beta1", self.beta1, 0.0, 1.0, high_open=True)
+        beta2 = check_real("beta2", self.beta2, 0.0, 1.0, low_open=True, high_open=True)
+        object.__setattr__(self, "beta1", beta1)
+        object.__setattr__(self, "beta2", beta2)
+        object.__setattr__(self, "eps", check_real("eps", self.eps, 0.0, low_open=True))
 
     def _code(self) -> tuple[int, float, float, float]:
         return 4, float(self.beta1), float(self.beta2), float(self.eps)
@@ -222,7 +202,8 @@ class CustomUpdate:
     def __post_init__(self) -> None:
         if not callable(self.update):
             raise TypeError(f"update must be callable, got {type(self.update).__name__}")
-        object.__setattr__(self, "eta", _check_eta(self.eta))
+        if self.eta is not None:  # None: the default step size for the data
+            object.__setattr__(self, "eta", check_real("eta", self.eta, 0.0, low_open=True))
 
     @property
     def name(self) -> str:
@@ -367,27 +348,6 @@ def _check_rule(rule: object) -> Optimizer:
     return rule
 
 
-def _check_t_max(t_max: object) -> float:
-    try:
-        t_max_f = float(t_max)
-    except (TypeError, ValueError):
-        raise TypeError(f"t_max must be a number, got {t_max!r}") from None
-    if (
-        not math.isfinite(t_max_f)
-        or t_max_f < 1
-        or t_max_f != math.floor(t_max_f)
-        or t_max_f >= 2**62
-    ):
-        raise ValueError(f"t_max must be an integer-valued number in [1, 2**62), got {t_max!r}")
-    return t_max_f
-
-
-def _check_seed(seed: object) -> int:
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
-    return int(seed)
-
-
 def _start(w0: object, d: int) -> np.ndarray:
     if w0 is None:
         return np.zeros(d)
@@ -487,8 +447,10 @@ def optimize(
     N, d = Z.shape
     rule = _check_rule(rule)
     loss_obj = get_loss(loss)
-    t_max_f = _check_t_max(t_max)
-    rng = np.random.default_rng(_check_seed(seed))
+    t_max_f = check_real("t_max", t_max, 1.0, 2.0**62, high_open=True)
+    if not t_max_f.is_integer():  # t_max may come as a float (1e6)
+        raise ValueError(f"t_max must be integer-valued, got {t_max!r}")
+    rng = np.random.default_rng(check_int("seed", seed, 0))
     w = _start(w0, d)
     svm = hard_margin_svm(Z) if svm is None else svm
     eta = default_eta(rule, Z)

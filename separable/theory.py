@@ -56,6 +56,7 @@ import numpy as np
 from scipy.optimize import minimize
 from scipy.special import lambertw
 
+from diffusion.validation import check_real
 from separable.data import as_features, fold
 from separable.svm import SVMResult, hard_margin_svm
 
@@ -96,15 +97,6 @@ def which_theorem(X: object, y: object | None = None, svm: SVMResult | None = No
     if svm.degenerate.size:
         return "degenerate"
     return "thm4" if _spans(Z, svm.support) else "thm3"
-
-
-def _positive(name: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise TypeError(f"{name} must be a number, got {type(value).__name__} {value!r}")
-    v = float(value)
-    if not (math.isfinite(v) and v > 0):
-        raise ValueError(f"{name} must be a positive finite number, got {value!r}")
-    return v
 
 
 def _span_basis(ZS: np.ndarray) -> np.ndarray:
@@ -197,7 +189,9 @@ def w_tilde(
         determined: see :attr:`Prediction.w_tilde_span`).
     """
     Z = fold(X, y)
-    eta, c, a = _positive("eta", eta), _positive("c", c), _positive("a", a)
+    eta = check_real("eta", eta, 0.0, low_open=True)
+    c = check_real("c", c, 0.0, low_open=True)
+    a = check_real("a", a, 0.0, low_open=True)
     svm = hard_margin_svm(Z) if svm is None else svm
     if svm.degenerate.size:
         raise ValueError(
@@ -385,8 +379,10 @@ def predict(
         (``inf``: none; the logistic loss has ``mu = 1``).
     """
     Z = fold(X, y)
-    eta, c, a = _positive("eta", eta), _positive("c", c), _positive("a", a)
-    mu = _positive("mu", mu) if mu != math.inf else math.inf
+    eta = check_real("eta", eta, 0.0, low_open=True)
+    c = check_real("c", c, 0.0, low_open=True)
+    a = check_real("a", a, 0.0, low_open=True)
+    mu = check_real("mu", mu, 0.0, low_open=True) if mu != math.inf else math.inf
     svm = hard_margin_svm(Z) if svm is None else svm
     theorem = which_theorem(Z, svm=svm)
     w_hat, S = svm.w, svm.support

@@ -17,6 +17,7 @@ import warnings
 import numpy as np
 import sympy as sp
 
+from diffusion.validation import check_real
 from separable.checker.assumptions import LossAssumptions, check_loss
 from separable.checker.conclusions import Observation, Tolerances, observe_all
 from separable.checker.data_checks import DataChecks, Regime, check_data
@@ -40,15 +41,6 @@ FLOW_LOG_T_CAP = 3000.0
 def cached_check_loss(expr: sp.Expr, seconds: float) -> LossAssumptions:
     """:func:`~separable.checker.assumptions.check_loss`, remembered per expression."""
     return check_loss(expr, seconds=seconds)
-
-
-def _positive(name: str, value: object, minimum: float = 0.0) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise TypeError(f"{name} must be a number, got {type(value).__name__} {value!r}")
-    v = float(value)
-    if not math.isfinite(v) or v <= minimum:
-        raise ValueError(f"{name} must be a finite number > {minimum:g}, got {value!r}")
-    return v
 
 
 def _tail(assumptions: LossAssumptions) -> tuple[float, float, float] | None:
@@ -229,10 +221,10 @@ def check(
     -------
     CheckReport
     """
-    eta = _positive("eta", eta)
-    seconds = _positive("seconds", seconds)
-    timeout = None if timeout is None else _positive("timeout", timeout)
-    flow_t_max = _positive("flow_t_max", flow_t_max, 1e12)
+    eta = check_real("eta", eta, 0.0, low_open=True)
+    seconds = check_real("seconds", seconds, 0.0, low_open=True)
+    timeout = None if timeout is None else check_real("timeout", timeout, 0.0, low_open=True)
+    flow_t_max = check_real("flow_t_max", flow_t_max, 1e12, low_open=True)
     tol = Tolerances() if tolerances is None else tolerances
     if not isinstance(tol, Tolerances):
         raise TypeError(f"tolerances must be a Tolerances, got {type(tol).__name__}")
@@ -251,7 +243,7 @@ def check(
             raise ValueError(f"w0 must be a finite vector of length {d}, got {w0!r}")
     if t_max is None:
         t_max = 1e6 if loss_obj.kernel_id >= 0 else 1e5
-    t_max = _positive("t_max", t_max, 999.0)
+    t_max = check_real("t_max", t_max, 999.0, low_open=True)
 
     state: dict = {"conclusions": [], "notes": [], "phase": "the loss assumptions"}
     try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -143,3 +144,18 @@ def test_warmup_reaches_target_at_stated_step():
 def test_bad_input(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+def test_arguments_follow_the_shared_validation_contract():
+    """diffusion.validation: numpy integers are ints (np.int64 batch sizes were refused before),
+    a wrong type is a TypeError (a bool warm-up or a float batch size was a ValueError)."""
+    assert scale_lr(0.1, np.int64(512), np.int64(128), "linear") == pytest.approx(0.4)
+    assert steps_for_epochs(np.float32(1.0), np.int64(1000), np.int64(100)) == 10
+    sched = Schedule(np.float64(0.1), (np.int64(5),), (np.float32(0.5),))
+    assert type(sched.boundaries[0]) is int and sched(5) == pytest.approx(0.05)
+    with pytest.raises(TypeError, match="batch_size must be an integer, got float"):
+        scale_lr(0.1, 512.0, 128, "linear")
+    with pytest.raises(TypeError, match="warmup_steps must be an integer, got bool"):
+        Schedule(0.1, warmup_steps=True)
+    with pytest.raises(ValueError, match="boundaries must be an integer >= 0, got -1"):
+        Schedule(0.1, (-1,), (0.5,))

@@ -211,10 +211,28 @@ def test_data_and_epsilon_are_checked(problem):
     x, y = problem
     with pytest.raises(ValueError, match="203 and 10"):
         top_hessian_eigenvalues(_linear(12), _squares, (x, y[:10]))
-    with pytest.raises(ValueError, match="epsilon must be a finite positive number, got -0.1"):
+    with pytest.raises(ValueError, match="epsilon must be a finite number > 0, got -0.1"):
         epsilon_sharpness(_linear(12), _squares, (x, y), epsilon=-0.1)
     with pytest.raises(ValueError, match="subspace_dim must be at most n_params=12, got 13"):
         epsilon_sharpness(_linear(12), _squares, (x, y), subspace_dim=13)
+
+
+def test_arguments_follow_the_shared_validation_contract(problem):
+    """diffusion.validation: a wrong type is a TypeError, numpy scalars are the numbers they hold.
+
+    Before the shared checks ``k=True`` and a float ``subspace_dim`` were ValueErrors, and
+    ``np.float32`` radii and tolerances were refused.
+    """
+    with pytest.raises(TypeError, match="k must be an integer, got bool"):
+        top_hessian_eigenvalues(_linear(12), _squares, problem, k=True)
+    with pytest.raises(TypeError, match="epsilon must be a real number, got str"):
+        epsilon_sharpness(_linear(12), _squares, problem, epsilon="0.1")
+    with pytest.raises(TypeError, match="subspace_dim must be an integer"):
+        random_subspace(12, 2.0)
+    res = epsilon_sharpness(_linear(12), _squares, problem, epsilon=np.float32(0.01))
+    assert type(res.epsilon) is float and res.epsilon == pytest.approx(0.01)
+    top = top_hessian_eigenvalues(_linear(12), _squares, problem, k=np.int64(1), tol=np.float32(0))
+    assert top.eigenvalues.shape == (1,)
 
 
 # ----------------------------------------------------------------------------- runs

@@ -247,3 +247,23 @@ def test_the_sharpness_columns_are_each_runs_measurement(tmp_path):
     assert doc["rows"][0]["cells"]["LB"]["sharpness"] == list(
         result.row("Digits").cells["LB"].sharpness
     )
+
+
+def test_seeds_and_jobs_follow_the_shared_validation_contract(tmp_path):
+    """diffusion.validation: a float seed is a TypeError (``seeds=[0.5, 1]`` ran seeds 0 and 1
+    before the shared checks), a bool ``n_jobs`` a TypeError (a ValueError before); numpy
+    integers are the ints they hold."""
+    from deep.table import _check_seeds
+
+    with pytest.raises(TypeError, match="seeds must be an integer, got float"):
+        run_table(TINY, tmp_path, seeds=[0.5, 1])
+    with pytest.raises(TypeError, match="seeds must be an integer, got float"):
+        run_table(TINY, tmp_path, seeds=2.0)
+    with pytest.raises(ValueError, match="seeds must be an integer >= 0, got -1"):
+        run_table(TINY, tmp_path, seeds=[-1, 0])
+    with pytest.raises(TypeError, match="n_jobs must be an integer, got bool"):
+        run_table(TINY, tmp_path, n_jobs=True)
+    assert _check_seeds(np.int64(2)) == (0, 1)
+    assert _check_seeds(np.array([3, 5])) == (3, 5)
+    assert all(type(s) is int for s in _check_seeds(np.array([3, 5])))
+    assert not list(tmp_path.iterdir())  # nothing was started

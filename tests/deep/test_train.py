@@ -287,6 +287,27 @@ def test_bad_config(change, match):
         TrainConfig(**{**SMALL, **change})
 
 
+def test_config_follows_the_shared_validation_contract():
+    """diffusion.validation: a wrong type is a TypeError (a bool batch size or a float seed was a
+    ValueError before the shared checks), an np.bool_ flag is a bool (refused before); values
+    the hash keeps as given (grad_clip, milestones) are checked but not converted."""
+    with pytest.raises(TypeError, match="batch_size must be an integer, got bool"):
+        TrainConfig(**{**SMALL, "batch_size": True})
+    with pytest.raises(TypeError, match="seed must be an integer, got float"):
+        TrainConfig(**{**SMALL, "seed": 1.0})
+    with pytest.raises(TypeError, match="regime_adaptation must be True or False, got int"):
+        TrainConfig(**{**SMALL, "regime_adaptation": 1})
+    with pytest.raises(ValueError, match="momentum must be a finite number >= 0 and < 1"):
+        TrainConfig(**{**SMALL, "momentum": 1.0})
+    with pytest.raises(ValueError, match="lr_decay must be a finite number > 0 and <= 1"):
+        TrainConfig(**{**SMALL, "lr_decay": 1.5})
+    cfg = TrainConfig(**{**SMALL, "regime_adaptation": np.bool_(True)})
+    assert cfg.regime_adaptation is True
+    assert cfg == TrainConfig(**{**SMALL, "regime_adaptation": True})
+    kept = TrainConfig(**{**SMALL, "grad_clip": 1, "milestones": (2,)})
+    assert type(kept.grad_clip) is int and type(kept.milestones[0]) is int
+
+
 def test_numpy_scalars_make_the_same_config():
     """np.int64(100) from a numpy sweep names the same run as 100 (it was rejected before)."""
     from diffusion.records import config_hash

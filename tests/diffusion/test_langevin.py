@@ -108,3 +108,14 @@ def test_first_passage_bad_input():
         langevin_first_passage(np.zeros_like, 1.0, 1.0, 1.0, 0.1, 10, 10)
     with pytest.raises(ValueError, match="temperature"):
         langevin_first_passage(np.zeros_like, 0.0, 1.0, -1.0, 0.1, 10, 10)
+
+
+def test_counts_follow_the_shared_validation_contract():
+    """A float or bool count is a TypeError (a ValueError before the shared checks); a string
+    start is no longer read as a number."""
+    with pytest.raises(TypeError, match="n_steps must be an integer, got float"):
+        langevin(None, np.zeros_like, np.zeros(3), 1.0, 0.1, 10.0)
+    with pytest.raises(TypeError, match="chunk must be an integer, got bool"):
+        langevin_first_passage(np.zeros_like, 0.0, 1.0, 1.0, 0.1, 10, 10, chunk=True)
+    with pytest.raises(TypeError, match="x0 must be a real number, got str"):
+        langevin_first_passage(np.zeros_like, "0", 1.0, 1.0, 0.1, 10, 10)

@@ -232,3 +232,18 @@ def test_wrong_types_raise_type_error():
         brownian_potential(10.5)
     with pytest.raises(TypeError, match="seed"):
         brownian_potential(10, seed="abc")
+
+
+def test_arguments_follow_the_shared_validation_contract():
+    """diffusion.validation: a wrong type is a TypeError, numpy scalars are the numbers they hold.
+
+    Before the shared checks a bool ``padding`` was a ValueError.
+    """
+    with pytest.raises(TypeError, match="padding must be an integer, got bool"):
+        field_covariance((8,), padding=True)
+    with pytest.raises(ValueError, match="padding must be an integer >= 1, got 0"):
+        field_covariance((8,), padding=0)
+    with pytest.raises(TypeError, match="sigma must be a real number, got bool"):
+        brownian_potential(10, sigma=True)
+    a = brownian_potential(np.int64(50), sigma=np.float32(0.5), seed=3)
+    np.testing.assert_array_equal(a.values, brownian_potential(50, sigma=0.5, seed=3).values)

@@ -290,6 +290,14 @@ def test_type_errors():
         theory.check_dim(2.0)
     with pytest.raises(TypeError, match="temperature"):
         theory.check_temperature("hot")
+    # the shared contract (diffusion.validation): strings are no longer read as numbers,
+    # numpy scalars are the Python numbers they hold
+    with pytest.raises(TypeError, match="temperature must be a real number, got str"):
+        theory.check_temperature("1.0")
+    with pytest.raises(TypeError, match="dim must be an integer, got bool"):
+        theory.check_dim(True)
+    assert theory.check_dim(np.int64(2)) == 2 and type(theory.check_dim(np.int64(2))) is int
+    assert type(theory.check_sigma(np.float32(0.5))) is float
 
 
 def test_overshoot_constant_is_the_discrete_maximum_deficit():

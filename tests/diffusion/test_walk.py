@@ -13,6 +13,7 @@ from diffusion.potentials import Potential, bounded_potential, brownian_potentia
 from diffusion.theory import effective_diffusion, metropolis_rates, mfpt, splitting_probability
 from diffusion.walk import (
     EdgeReachedError,
+    estimate_walk_seconds,
     final_positions,
     first_passage_times,
     metropolis_lattice,
@@ -244,3 +245,19 @@ def test_bad_environments_are_refused():
         simulate_walkers("flat", 1.0, 2, 4)
     with pytest.raises(ValueError, match="wall"):
         simulate_walkers(Potential([0.0, 0.0, np.inf, 0.0], origin=1), 1.0, 2, 4, start=[1])
+
+
+def test_arguments_follow_the_shared_validation_contract():
+    """diffusion.validation: a wrong type is a TypeError, numpy scalars are the numbers they hold.
+
+    Before the shared checks boolean ``times`` were a ValueError and a string ``rate`` was
+    read as a number.
+    """
+    pot = Potential(np.zeros(101))
+    with pytest.raises(TypeError, match="times must be an array of integers, got dtype bool"):
+        simulate_walkers(pot, 1.0, 10, 4, times=[False, True])
+    with pytest.raises(ValueError, match=r"n_walkers must be an integer in \[1, "):
+        simulate_walkers(pot, 1.0, 10, 2**62)
+    with pytest.raises(TypeError, match="rate must be a real number, got str"):
+        estimate_walk_seconds(4, 100, rate="3")
+    assert estimate_walk_seconds(np.int64(4), np.float32(100), rate=np.int64(400)) == 1.0

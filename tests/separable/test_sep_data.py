@@ -126,3 +126,18 @@ def test_random_multiclass_is_separable_by_its_centres():
     assert np.all(scores.argmax(axis=1) == ds.y)
     with pytest.raises(ValueError, match="noise must be"):
         random_multiclass(5, 3, 3, separation=1.0, noise=2.0)
+
+
+def test_arguments_follow_the_shared_validation_contract():
+    """diffusion.validation: a wrong type is a TypeError (a ValueError before the shared
+    checks), numpy scalars are the numbers they hold."""
+    with pytest.raises(TypeError, match="seed must be an integer, got bool"):
+        fig1(seed=True)
+    with pytest.raises(TypeError, match="n must be an integer, got float"):
+        random_separable(10.0, 2)
+    with pytest.raises(TypeError, match="noise must be a real number, got str"):
+        random_multiclass(5, 3, 3, separation=1.0, noise="0.1")
+    with pytest.raises(ValueError, match="min_excess must be a finite number > 0 and < 2"):
+        fig1(min_excess=2.0)
+    a, b = fig1(seed=np.int64(2), n_extra=np.int64(4)), fig1(seed=2, n_extra=4)
+    np.testing.assert_array_equal(a.X, b.X)

@@ -284,3 +284,28 @@ def test_rule_validation_and_non_separable_data():
         gd(np.array([[1.0, np.inf]]), [1], t_max=10)
     with pytest.raises(ValueError, match="y holds a single class"):
         gd(np.ones((3, 2)), [1, 1, 1], t_max=10)
+
+
+def test_rules_follow_the_shared_validation_contract():
+    """diffusion.validation: a wrong type is a TypeError, numpy scalars are the numbers they hold.
+
+    Before the shared checks a bool ``eta`` or ``seed`` and a float ``batch_size`` were
+    ValueErrors, a string ``t_max`` was read as a number, and ``np.float32`` eps and
+    ``np.bool_`` flags were refused.
+    """
+    with pytest.raises(TypeError, match="eta must be a real number, got bool"):
+        GD(eta=True)
+    with pytest.raises(TypeError, match="batch_size must be an integer, got float"):
+        SGD(batch_size=4.0)
+    with pytest.raises(TypeError, match="nesterov must be True or False"):
+        Momentum(nesterov=1)
+    with pytest.raises(ValueError, match="beta2 must be a finite number > 0 and < 1, got 0.0"):
+        Adam(beta2=0.0)
+    ada = Adam(eta=np.float64(0.01), eps=np.float32(1e-8))
+    assert type(ada.eta) is float and type(ada.eps) is float
+    assert SGD(batch_size=np.int64(3), replace=np.bool_(True)) == SGD(batch_size=3, replace=True)
+    ds = fig1()
+    with pytest.raises(TypeError, match="seed must be an integer, got bool"):
+        optimize(ds.X, ds.y, t_max=10, seed=True)
+    with pytest.raises(TypeError, match="t_max must be a real number, got str"):
+        optimize(ds.X, ds.y, t_max="10")
