@@ -38,6 +38,8 @@ from typing import Any, ClassVar
 import numpy as np
 
 from diffusion.metrics import GrowthFit, Trace, fit_growth
+from diffusion.options import add_config_options, add_runs_option
+from diffusion.options import config_from_args as _config_from_args
 from diffusion.records import Run, load_run
 from diffusion.validation import check_int, check_real
 
@@ -496,46 +498,34 @@ def load_distance(path: str | os.PathLike) -> dict:
 
 
 # ----------------------------------------------------------------------------- CLI
-_HELP = {
-    "model": "network (deep.models name)",
-    "data": "dataset (deep.data name)",
-    "batch_sizes": "comma-separated sweep, B_S to B_L; the smallest is B_0 of the adapted runs",
-    "epochs": "epochs of every equal-epoch run (constant learning rate: the initial phase)",
-    "adapted_epochs": "epochs of B_0 in the adapted sweep (0 skips it)",
-    "lr": "learning rate of the equal-epoch runs and of B_0",
-    "momentum": "SGD momentum",
-    "weight_decay": "SGD weight decay",
-    "grad_clip": "gradient-norm clipping (0: off)",
-    "ghost_size": "ghost batch size of the adapted runs (0: plain batch norm)",
-    "t_min": "first step of the fitted window",
-    "seed": "seed of every run (initial weights, split, batch order)",
-    "trace_per_decade": "recording points per decade of steps",
-}
+_ZERO_IS_NONE = ("adapted_epochs", "grad_clip", "ghost_size")
+"""Fields where ``0`` on the command line means ``None`` (skip the sweep, no clipping, plain BN)."""
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Register ``python -m deep distance`` (options are the fields of DistanceConfig)."""
+    from .data import DATASETS
+    from .models import MODELS
+
     p = subparsers.add_parser(
         "distance",
         help="||w_t - w_0|| for a sweep of batch sizes, with law fits and the paper's checks",
         description=__doc__.split("\n\n")[0],
     )
-    default = DistanceConfig()
-    for name, text in _HELP.items():
-        value = getattr(default, name)
-        kind = {"model": str, "data": str, "batch_sizes": str}.get(name)
-        if kind is None:
-            kind = int if isinstance(value, int) and not isinstance(value, bool) else float
-        shown = ",".join(map(str, value)) if name == "batch_sizes" else value
-        p.add_argument(
-            "--" + name.replace("_", "-"),
-            type=kind,
-            default=None,
-            help=f"{text} (default: {shown})",
-        )
-    p.add_argument("--runs", "--out", dest="runs", default="runs", help="folder of run folders")
+    add_config_options(
+        p,
+        DistanceConfig,
+        choices={"model": sorted(MODELS), "data": list(DATASETS)},
+        zero_is_none=_ZERO_IS_NONE,
+    )
+    add_runs_option(p, hidden_aliases=("--out",))
     p.add_argument("--data-root", default=None, help="folder of user data files")
-    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    p.add_argument(
+        "--device",
+        choices=("auto", "cpu", "cuda"),
+        default="auto",
+        help="where to train; auto is CUDA when available (default: auto)",
+    )
     p.add_argument("--jobs", type=int, default=1, help="runs trained at once (processes)")
     add_backend_arguments(p)
     p.add_argument("--json", action="store_true", help="print the sweep's summary as JSON")
@@ -545,22 +535,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 def config_from_args(args: argparse.Namespace) -> DistanceConfig:
     """The :class:`DistanceConfig` of a parsed command line (unset options keep defaults)."""
-    kw: dict[str, Any] = {}
-    for name in _HELP:
-        value = getattr(args, name)
-        if value is None:
-            continue
-        if name == "batch_sizes":
-            try:
-                value = tuple(int(s) for s in value.split(",") if s.strip())
-            except ValueError:
-                raise ValueError(
-                    f"--batch-sizes must be comma-separated integers, got {value!r}"
-                ) from None
-        elif name in ("adapted_epochs", "grad_clip", "ghost_size") and value == 0:
-            value = None
-        kw[name] = value
-    return DistanceConfig(**kw)
+    return _config_from_args(DistanceConfig, args)
 
 
 def _main(args: argparse.Namespace) -> int:
@@ -585,15 +560,3 @@ def _main(args: argparse.Namespace) -> int:
     )
     print_result(result, args.json, f"sweep folder: {result.path}")
     return 0
-
-
-# the one run protocol: diffusion.records.run(DistanceConfig(...)) is the sweep's run folder,
-# runtime.jobs training runs at once
-from diffusion.records import register_runner  # noqa: E402
-
-register_runner(
-    DistanceConfig,
-    lambda config, runs="runs", *, runtime=None, force=False: run_distance(
-        config, runs, runtime=runtime, force=force, n_jobs=runtime.jobs if runtime else 1
-    ),
-)

@@ -51,6 +51,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from torch.nn.utils import parameters_to_vector, vector_to_parameters
 
 from diffusion.metrics import GammaEstimate, estimate_gamma
+from diffusion.options import add_config_options, add_runs_option, config_from_args
 from diffusion.records import Run, run_or_load, to_jsonable
 
 __all__ = ["GammaConfig", "GammaResult", "measure_gamma", "loss_increments", "add_parser"]
@@ -449,39 +450,30 @@ def measure_gamma(
 
 
 # ----------------------------------------------------------------------------- CLI
-_HELP = {
-    "model": "network (deep.models name)",
-    "data": "dataset (deep.data name)",
-    "batch_size": "SGD batch of the trajectory",
-    "epochs": "length of the trajectory (constant learning rate: the initial phase)",
-    "lr": "learning rate of the trajectory",
-    "snapshots": "trajectory segments (checkpoints along the run)",
-    "n_directions": "random directions per base point",
-    "n_radii": "radii per direction",
-    "n_eval": "training samples in the fixed evaluation batch",
-    "seed": "seed of the run, the evaluation batch and the directions",
-}
-
-
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
-    """Register ``python -m deep gamma`` (options are fields of GammaConfig)."""
+    """Register ``python -m deep gamma`` (options are the fields of GammaConfig)."""
+    from .data import DATASETS
+    from .models import MODELS
+
     p = subparsers.add_parser(
         "gamma",
         help="gamma: spread of loss increments ~ distance^gamma",
         description=__doc__.split("\n\n")[0],
     )
-    default = GammaConfig()
-    for name, text in _HELP.items():
-        value = getattr(default, name)
-        kind = str if isinstance(value, str) else type(value)
-        flag = "--" + name.replace("_", "-")
-        aliases = {"n_directions": ["--directions"], "n_radii": ["--radii"]}.get(name, [])
-        p.add_argument(
-            flag, *aliases, dest=name, type=kind, default=value, help=f"{text} (default: {value})"
-        )
-    p.add_argument("--runs", "--out", dest="runs", default="runs", help="folder of run folders")
+    add_config_options(
+        p,
+        GammaConfig,
+        choices={"model": sorted(MODELS), "data": list(DATASETS)},
+        aliases={"n_directions": ("--directions",), "n_radii": ("--radii",)},
+    )
+    add_runs_option(p, hidden_aliases=("--out",))
     p.add_argument("--data-root", default=None, help="folder of user data files")
-    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    p.add_argument(
+        "--device",
+        choices=("auto", "cpu", "cuda"),
+        default="auto",
+        help="where to train and measure; auto is CUDA when available (default: auto)",
+    )
     p.add_argument("--json", action="store_true", help="print the measurement as JSON")
     p.set_defaults(func=_main)
     return p
@@ -490,7 +482,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 def _main(args: argparse.Namespace) -> int:
     from .train import Runtime
 
-    cfg = GammaConfig(**{name: getattr(args, name) for name in _HELP})
+    cfg = config_from_args(GammaConfig, args)
     runtime = Runtime(device=args.device, data_root=args.data_root, progress=False)
     result = measure_gamma(cfg, args.runs, runtime=runtime)
     if args.json:
@@ -499,9 +491,3 @@ def _main(args: argparse.Namespace) -> int:
     print(result.table())
     print(f"run folder: {result.run.path}")
     return 0
-
-
-# the one run protocol: diffusion.records.run(GammaConfig(...)) is the measurement's run folder
-from diffusion.records import register_runner  # noqa: E402
-
-register_runner(GammaConfig, measure_gamma)

@@ -30,6 +30,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from diffusion.metrics import Trace, fit_growth
+from diffusion.options import add_config_options, add_runs_option, config_from_args
 from diffusion.records import Run
 from diffusion.validation import check_bool, check_int
 
@@ -383,66 +384,36 @@ def run_lawmap(
 
 
 # ----------------------------------------------------------------------------- CLI
-def _floats(text: str) -> tuple[float, ...]:
-    try:
-        return tuple(float(s) for s in text.split(",") if s.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected comma-separated numbers, got {text!r}"
-        ) from None
-
-
-def _names(text: str) -> tuple[str, ...]:
-    return tuple(s.strip() for s in text.split(",") if s.strip())
-
-
 def _bn(text: str) -> tuple[bool, ...]:
     table = {"on": (True,), "off": (False,), "both": (True, False)}
     if text not in table:
-        raise argparse.ArgumentTypeError(f"expected on, off or both, got {text!r}")
+        raise ValueError(f"--batch-norm must be on, off or both, got {text!r}")
     return table[text]
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
-    """Register ``python -m deep lawmap``."""
-    d = LawMapConfig()
+    """Register ``python -m deep lawmap`` (options are the fields of LawMapConfig)."""
+    from .data import MNIST1D_SIZES
+
     p = subparsers.add_parser(
         "lawmap",
         help="where ||w_t - w_0|| grows like log t: best law over data size, lr, wd and BN",
         description=__doc__.split("\n\n")[0],
     )
-    p.add_argument(
-        "--datasets",
-        type=_names,
-        default=None,
-        help=f"comma-separated MNIST-1D sizes (default: {','.join(d.datasets)})",
+    add_config_options(
+        p,
+        LawMapConfig,
+        choices={"datasets": list(MNIST1D_SIZES)},
+        converters={"batch_norm": _bn},
+        help={"batch_norm": "on (mlp1d), off (mlp1d_nobn) or both (default: both)"},
     )
+    add_runs_option(p)
     p.add_argument(
-        "--lrs",
-        type=_floats,
-        default=None,
-        help=f"comma-separated learning rates (default: {d.lrs})",
+        "--device",
+        choices=("auto", "cpu", "cuda"),
+        default="auto",
+        help="where to train; auto is CUDA when available (default: auto)",
     )
-    p.add_argument(
-        "--weight-decays",
-        type=_floats,
-        default=None,
-        help=f"comma-separated weight decays (default: {d.weight_decays})",
-    )
-    p.add_argument("--batch-norm", type=_bn, default=None, help="on, off or both (default: both)")
-    p.add_argument("--batch-size", type=int, default=None, help=f"(default: {d.batch_size})")
-    p.add_argument(
-        "--steps", type=int, default=None, help=f"SGD steps of every run (default: {d.steps})"
-    )
-    p.add_argument(
-        "--t-min",
-        type=int,
-        default=None,
-        help=f"first step of the fitted window (default: {d.t_min})",
-    )
-    p.add_argument("--seed", type=int, default=None, help=f"seed of every run (default: {d.seed})")
-    p.add_argument("--runs", default="runs", help="folder of run folders (default: runs)")
-    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     p.add_argument("--jobs", type=int, default=1, help="runs trained at once (processes)")
     add_backend_arguments(p)
     p.add_argument("--json", action="store_true", help="print the map's summary as JSON")
@@ -453,11 +424,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 def _main(args: argparse.Namespace) -> int:
     from .train import Runtime
 
-    names = ("datasets", "lrs", "weight_decays", "batch_norm", "batch_size", "steps", "t_min",
-             "seed")  # fmt: skip
-    kw = {n: getattr(args, n) for n in names if getattr(args, n) is not None}
     try:
-        config = LawMapConfig(**kw)
+        config = config_from_args(LawMapConfig, args)
         if args.jobs < 1:
             raise ValueError(f"--jobs must be a positive integer, got {args.jobs}")
     except (TypeError, ValueError) as exc:

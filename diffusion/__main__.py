@@ -2,11 +2,16 @@
 
 ``python -m diffusion walk ...``    simulate walkers, fit the growth law, print it beside the theory
 ``python -m diffusion theory ...``  exact values: kesten | mfpt | deff | kramers
+
+The options of ``walk`` are the fields of :class:`diffusion.experiments.WalkConfig`
+(:mod:`diffusion.options`). Other subcommands register themselves: a module of
+:data:`SUBCOMMAND_MODULES` that is present and defines ``add_parser(subparsers)``.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import math
 import sys
@@ -15,6 +20,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from diffusion import theory
+from diffusion.options import add_config_options, add_runs_option, config_from_args
 
 
 def _finite(text: str) -> float:
@@ -43,15 +49,6 @@ def _float_list(text: str) -> list[float]:
     return values
 
 
-def _t_max(text: str) -> float:
-    try:
-        return _finite(text)
-    except argparse.ArgumentTypeError as exc:
-        raise argparse.ArgumentTypeError(
-            f"--t-max must be a finite number such as 1e8, got {text!r}"
-        ) from exc
-
-
 def _hours(text: str) -> float:
     value = _finite(text)
     if value <= 0:
@@ -59,40 +56,36 @@ def _hours(text: str) -> float:
     return value
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m diffusion", description=__import__("diffusion").__doc__
-    )
-    sub = parser.add_subparsers(dest="command", metavar="{walk,theory}")
+SUBCOMMAND_MODULES = ("diffusion.sweep",)
+"""Modules that add a subcommand when present: ``add_parser(subparsers)`` adds its parser and
+sets ``func`` (``func(args) -> int``, the exit status) with ``set_defaults``."""
+
+
+def _add_walk(sub: argparse._SubParsersAction) -> None:
+    from diffusion.experiments import METHODS, POTENTIALS, WalkConfig
 
     walk = sub.add_parser(
-        "walk", help="simulate walkers on a random potential and fit the growth law"
+        "walk",
+        help="simulate walkers on a random potential and fit the growth law",
+        description="Simulate walkers on a random potential, fit the growth law of the "
+        "distance with the shared metrics and print it beside the theory; writes a run "
+        "folder under --runs. The options are the fields of diffusion.experiments.WalkConfig.",
     )
-    walk.add_argument("--potential", choices=["sinai", "fbm", "bounded", "field"], default="sinai")
-    walk.add_argument(
-        "--hurst", type=_finite, default=0.5, help="H in (0, 1) for fbm / fractional field"
+    add_config_options(
+        walk,
+        WalkConfig,
+        choices={
+            "potential": POTENTIALS,
+            "method": METHODS,
+            "field_kind": ("short", "fractional"),
+        },
+        help={
+            "potential": "random potential: sinai (Brownian), fbm (fractional Brownian, "
+            "--hurst), bounded (i.i.d. on [0, sigma], --correlation-length) or field "
+            "(Gaussian field in --dim dimensions, --field-kind)"
+        },
     )
-    walk.add_argument(
-        "--dim", type=int, default=1, help="lattice dimension 1-3 (2, 3 need --potential field)"
-    )
-    walk.add_argument("--walkers", type=int, default=1000)
-    walk.add_argument(
-        "--t-max", type=_t_max, default=1e8, help="last time, e.g. 1e8 (coarse: 1e30 and beyond)"
-    )
-    walk.add_argument("--method", choices=["direct", "coarse"], default="direct")
-    walk.add_argument("--temperature", type=_finite, default=1.0)
-    walk.add_argument("--sigma", type=_finite, default=1.0, help="scale of the potential U")
-    walk.add_argument("--correlation-length", type=_finite, default=0.0)
-    walk.add_argument("--field-kind", choices=["short", "fractional"], default="short")
-    walk.add_argument("--per-decade", type=int, default=10)
-    walk.add_argument("--seed", type=int, default=0)
-    walk.add_argument(
-        "--runs",
-        "--out",
-        dest="runs",
-        default="runs",
-        help="folder of run folders (default: runs/)",
-    )
+    add_runs_option(walk, hidden_aliases=("--out",))
     walk.add_argument("--force", action="store_true", help="recompute even if the run exists")
     walk.add_argument(
         "--max-hours",
@@ -101,14 +94,20 @@ def _parser() -> argparse.ArgumentParser:
         help="refuse a direct walk estimated (from the measured rate) to take longer (default 1)",
     )
     walk.add_argument("--json", action="store_true", help="print the summary as JSON")
+    walk.set_defaults(func=_walk)
 
-    th = sub.add_parser("theory", help="exact values")
+
+def _add_theory(sub: argparse._SubParsersAction) -> None:
+    as_json = "print the values as JSON"
+    temperature = "temperature T > 0 (default: 1)"
+    th = sub.add_parser("theory", help="exact values: kesten | mfpt | deff | kramers")
+    th.set_defaults(func=_theory)
     tsub = th.add_subparsers(dest="quantity", metavar="{kesten,mfpt,deff,kramers}")
     k = tsub.add_parser("kesten", help="Kesten's limit law of sigma^2 x_t / (log t)^2")
     k.add_argument(
         "--b", type=_float_list, default=[0.5, 1.0, 2.0], help="points for pdf/cdf, e.g. 0.5,1,2"
     )
-    k.add_argument("--json", action="store_true")
+    k.add_argument("--json", action="store_true", help=as_json)
     m = tsub.add_parser(
         "mfpt", help="mean first-passage time 0 -> N of a Metropolis chain, reflecting at 0"
     )
@@ -118,18 +117,45 @@ def _parser() -> argparse.ArgumentParser:
         required=True,
         help="site energies U_0..U_N, e.g. 0,1,2,1,0",
     )
-    m.add_argument("--temperature", type=_finite, default=1.0)
-    m.add_argument("--json", action="store_true")
+    m.add_argument("--temperature", type=_finite, default=1.0, help=temperature)
+    m.add_argument("--json", action="store_true", help=as_json)
     d = tsub.add_parser("deff", help="effective diffusion constant of a periodic Metropolis chain")
     d.add_argument("--potential", type=_float_list, required=True, help="one period U_0..U_{L-1}")
-    d.add_argument("--temperature", type=_finite, default=1.0)
-    d.add_argument("--json", action="store_true")
+    d.add_argument("--temperature", type=_finite, default=1.0, help=temperature)
+    d.add_argument("--json", action="store_true", help=as_json)
     kr = tsub.add_parser("kramers", help="Kramers escape rate (overdamped)")
-    kr.add_argument("--barrier", type=_finite, required=True)
-    kr.add_argument("--curvature-min", type=_finite, required=True)
-    kr.add_argument("--curvature-max", type=_finite, required=True)
-    kr.add_argument("--temperature", type=_finite, default=1.0)
-    kr.add_argument("--json", action="store_true")
+    kr.add_argument("--barrier", type=_finite, required=True, help="barrier U(max) - U(min) >= 0")
+    kr.add_argument(
+        "--curvature-min", type=_finite, required=True, help="U'' at the well bottom, > 0"
+    )
+    kr.add_argument(
+        "--curvature-max",
+        type=_finite,
+        required=True,
+        help="U'' at the barrier top (its absolute value is used; non-zero)",
+    )
+    kr.add_argument("--temperature", type=_finite, default=1.0, help=temperature)
+    kr.add_argument("--json", action="store_true", help=as_json)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``python -m diffusion`` parser: walk, theory and every module of
+    :data:`SUBCOMMAND_MODULES` that is present."""
+    parser = argparse.ArgumentParser(
+        prog="python -m diffusion", description=__import__("diffusion").__doc__
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    _add_walk(sub)
+    _add_theory(sub)
+    for name in SUBCOMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name != name:
+                raise
+            continue
+        if hasattr(module, "add_parser"):
+            module.add_parser(sub)
     return parser
 
 
@@ -272,20 +298,7 @@ def _too_long(cfg, args: argparse.Namespace) -> str:
 def _walk(args: argparse.Namespace) -> int:
     from diffusion.experiments import WalkConfig, run_walk
 
-    cfg = WalkConfig(
-        potential=args.potential,
-        hurst=args.hurst,
-        dim=args.dim,
-        walkers=args.walkers,
-        t_max=args.t_max,
-        method=args.method,
-        temperature=args.temperature,
-        sigma=args.sigma,
-        correlation_length=args.correlation_length,
-        field_kind=args.field_kind,
-        per_decade=args.per_decade,
-        seed=args.seed,
-    )
+    cfg = config_from_args(WalkConfig, args)
     refusal = _too_long(cfg, args)
     if refusal:
         print(f"python -m diffusion: error: {refusal}", file=sys.stderr)
@@ -331,13 +344,13 @@ def _walk(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = _parser()
+    parser = build_parser()
     args = parser.parse_args(argv)
-    if args.command is None:
+    if getattr(args, "func", None) is None:
         parser.print_help()
         return 0
     try:
-        return _walk(args) if args.command == "walk" else _theory(args)
+        return int(args.func(args) or 0)
     except (ValueError, TypeError) as exc:
         print(f"python -m diffusion: error: {exc}", file=sys.stderr)
         return 2

@@ -21,6 +21,7 @@ import sys
 
 import numpy as np
 
+from diffusion.options import add_config_options, add_runs_option, config_from_args
 from separable.data import Dataset, fig1, fig3, load, random_separable
 
 EXTENSIONS = ("separable.checker.cli",)
@@ -87,20 +88,7 @@ def _cmd_svm(args: argparse.Namespace) -> int:
 def _cmd_run(args: argparse.Namespace) -> int:
     from separable.experiments import SeparableRunConfig, run_optimizer
 
-    config = SeparableRunConfig(
-        data=args.data,
-        data_seed=args.seed,
-        bias=args.bias,
-        method=args.method,
-        loss=args.loss,
-        eta=args.eta,
-        t_max=float(args.t_max),
-        per_decade=args.per_decade,
-        momentum=args.momentum,
-        batch_size=args.batch_size,
-        replace=args.replace,
-        seed=args.sgd_seed,
-    )
+    config = config_from_args(SeparableRunConfig, args)
     run = run_optimizer(config, args.runs, force=args.force)
     s = run.summary
     if args.json:
@@ -155,6 +143,33 @@ def register_extensions(subparsers: argparse._SubParsersAction) -> list[str]:
     return added
 
 
+def _add_run(sub: argparse._SubParsersAction) -> None:
+    """``run``: its options are the fields of :class:`separable.experiments.SeparableRunConfig`."""
+    from separable.experiments import SeparableRunConfig
+    from separable.losses import LOSSES
+    from separable.optim import METHODS
+
+    p = sub.add_parser(
+        "run",
+        help="run an optimiser; final gaps beside their predictions",
+        description="Run an optimiser on a data set and print its final gaps beside their "
+        "predictions; writes a run folder under --runs. The options are the fields of "
+        "separable.experiments.SeparableRunConfig.",
+    )
+    add_config_options(
+        p,
+        SeparableRunConfig,
+        choices={"method": sorted([*METHODS, "nesterov"]), "loss": sorted(LOSSES)},
+        exclude=("data_digest",),  # filled in from the data file
+        names={"data_seed": "--data-seed", "seed": "--sgd-seed"},
+        aliases={"data_seed": ("--seed",)},  # the svm subcommand's spelling
+    )
+    add_runs_option(p, hidden_aliases=("--out",))
+    p.add_argument("--force", action="store_true", help="recompute even if the run exists")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.set_defaults(func=_cmd_run)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``python -m separable`` parser."""
     parser = argparse.ArgumentParser(
@@ -162,45 +177,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True)
 
-    def data_args(p: argparse.ArgumentParser) -> None:
-        p.add_argument(
-            "--data",
-            required=True,
-            help="fig1, fig3, random, or a .npz (X, y) / .csv (label last) file",
-        )
-        p.add_argument("--seed", type=int, default=0, help="seed of the built-in data (default 0)")
-        p.add_argument(
-            "--bias",
-            action="store_true",
-            help="append a constant feature (a different problem: the bias is penalised)",
-        )
-        p.add_argument("--json", action="store_true", help="print JSON")
-
     p_svm = sub.add_parser("svm", help="hard-margin SVM of a data set")
-    data_args(p_svm)
+    p_svm.add_argument(
+        "--data",
+        required=True,
+        help="fig1, fig3, random, or a .npz (X, y) / .csv (label last) file",
+    )
+    p_svm.add_argument("--seed", type=int, default=0, help="seed of the built-in data (default 0)")
+    p_svm.add_argument(
+        "--bias",
+        action="store_true",
+        help="append a constant feature (a different problem: the bias is penalised)",
+    )
+    p_svm.add_argument("--json", action="store_true", help="print JSON")
     p_svm.set_defaults(func=_cmd_svm)
 
-    p_run = sub.add_parser("run", help="run an optimiser; final gaps beside their predictions")
-    data_args(p_run)
-    p_run.add_argument(
-        "--method", default="gd", choices=["gd", "momentum", "nesterov", "sgd", "ngd", "adam"]
-    )
-    p_run.add_argument(
-        "--loss", default="logistic", choices=["logistic", "exp", "poly", "superexp"]
-    )
-    p_run.add_argument("--eta", type=float, default=None, help="step size (default per method)")
-    p_run.add_argument("--t-max", default="1e5", type=float, help="steps (default 1e5)")
-    p_run.add_argument("--per-decade", type=int, default=20)
-    p_run.add_argument("--momentum", type=float, default=0.9)
-    p_run.add_argument("--batch-size", type=int, default=4)
-    p_run.add_argument("--replace", action="store_true", help="SGD sampling with replacement")
-    p_run.add_argument("--sgd-seed", type=int, default=0)
-    p_run.add_argument(
-        "--runs", "--out", dest="runs", default="runs", help="folder of run folders (default runs/)"
-    )
-    p_run.add_argument("--force", action="store_true", help="recompute even if the run exists")
-    p_run.set_defaults(func=_cmd_run)
-
+    _add_run(sub)
     register_extensions(sub)
     return parser
 
