@@ -76,8 +76,8 @@ def test_device_cpu_and_auto_share_a_run_folder(tmp_path, capsys):
         (["train", "--model", "mlp_digits", "--data", "digits", *extra], match)
         for extra, match in [
             (["--batch-size", "5000", "--base-batch-size", "128"], "exceeds the 1437 samples"),
-            (["--lr-decay", "5"], r"lr_decay must be in \(0, 1\]"),
-            (["--momentum", "1.5"], r"momentum must be in \[0, 1\)"),
+            (["--lr-decay", "5"], "lr_decay must be a finite number > 0 and <= 1, got 5.0"),
+            (["--momentum", "1.5"], "momentum must be a finite number >= 0 and < 1, got 1.5"),
             (["--momentum", "-0.1"], "momentum must be"),
             (["--ghost-size", "1"], "ghost_size must be an integer >= 2"),
             (["--ghost-size", "256"], "ghost_size .* must not exceed batch_size"),
