@@ -40,7 +40,7 @@ import numpy as np
 from diffusion.metrics import GrowthFit, Trace, fit_growth
 from diffusion.options import add_config_options, add_runs_option
 from diffusion.options import config_from_args as _config_from_args
-from diffusion.records import Run, load_run
+from diffusion.records import Run, load_run, register_runner
 from diffusion.validation import check_int, check_real
 
 from .checks import Check, adapted_agree, log_interp, log_law, slope_decreases
@@ -560,3 +560,13 @@ def _main(args: argparse.Namespace) -> int:
     )
     print_result(result, args.json, f"sweep folder: {result.path}")
     return 0
+
+
+# the one run protocol: diffusion.records.run(DistanceConfig(...)) is the sweep's run folder,
+# runtime.jobs training runs at once
+register_runner(
+    DistanceConfig,
+    lambda config, runs="runs", *, runtime=None, force=False: run_distance(
+        config, runs, runtime=runtime, force=force, n_jobs=runtime.jobs if runtime else 1
+    ),
+)

@@ -52,7 +52,7 @@ from torch.nn.utils import parameters_to_vector, vector_to_parameters
 
 from diffusion.metrics import GammaEstimate, estimate_gamma
 from diffusion.options import add_config_options, add_runs_option, config_from_args
-from diffusion.records import Run, run_or_load, to_jsonable
+from diffusion.records import Run, register_runner, run_or_load, to_jsonable
 
 __all__ = ["GammaConfig", "GammaResult", "measure_gamma", "loss_increments", "add_parser"]
 
@@ -315,7 +315,11 @@ def _trajectory(config: GammaConfig, root: Path, runtime: Any) -> tuple[torch.Te
 
     _param_names = {n for n, _ in build(config.model).named_parameters()}
     runtime = Runtime(
-        device=runtime.device, data_root=runtime.data_root, progress=False, checkpoint_every=every
+        device=runtime.device,
+        data_root=runtime.data_root,
+        threads=runtime.threads,  # the trajectory's numbers depend on it (see the README)
+        progress=False,
+        checkpoint_every=every,
     )
     run = train(tcfg, root, runtime=runtime, resume=False, force=True, on_checkpoint=grab)
     steps = sorted(snaps)
@@ -420,7 +424,8 @@ def measure_gamma(
         Folder of the run folders; a finished measurement with the same configuration is
         reused (folder ``gamma-<hash>``; the trajectory is a trainer run beside it).
     runtime : deep.train.Runtime, optional
-        Device and data root (never part of the measurement's identity).
+        Device, data root and torch threads (never part of the measurement's identity;
+        the numbers depend on the thread count: the README gives how much).
     force : bool
         Measure again even when a finished run exists.
 
@@ -428,14 +433,15 @@ def measure_gamma(
     -------
     GammaResult
     """
-    from .train import Runtime
+    from .train import Runtime, torch_threads
 
     config = GammaConfig() if config is None else config
     runtime = runtime or Runtime(progress=False)
     if not isinstance(config, GammaConfig):
         raise TypeError(f"config must be a GammaConfig, got {type(config).__name__}")
     root = Path(runs)
-    run = run_or_load(root, config, lambda c: _compute(c, root, runtime), force=force)
+    with torch_threads(runtime.threads):  # the numbers depend on the thread count
+        run = run_or_load(root, config, lambda c: _compute(c, root, runtime), force=force)
     est, why = _estimates(config, run.records)
     return GammaResult(
         config,
@@ -474,6 +480,13 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         default="auto",
         help="where to train and measure; auto is CUDA when available (default: auto)",
     )
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch intra-op threads; the measured numbers depend on it, so the default is "
+        "the same on every machine (default: 1)",
+    )
     p.add_argument("--json", action="store_true", help="print the measurement as JSON")
     p.set_defaults(func=_main)
     return p
@@ -483,7 +496,9 @@ def _main(args: argparse.Namespace) -> int:
     from .train import Runtime
 
     cfg = config_from_args(GammaConfig, args)
-    runtime = Runtime(device=args.device, data_root=args.data_root, progress=False)
+    runtime = Runtime(
+        device=args.device, data_root=args.data_root, threads=args.threads, progress=False
+    )
     result = measure_gamma(cfg, args.runs, runtime=runtime)
     if args.json:
         print(json.dumps(to_jsonable(result.as_dict()), indent=1))
@@ -491,3 +506,7 @@ def _main(args: argparse.Namespace) -> int:
     print(result.table())
     print(f"run folder: {result.run.path}")
     return 0
+
+
+# the one run protocol: diffusion.records.run(GammaConfig(...)) is the measurement's run folder
+register_runner(GammaConfig, measure_gamma)

@@ -566,7 +566,13 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     add_run_arguments(p)
     p.add_argument("--at", choices=("final", "initial"), default="final", help="which weights")
-    p.add_argument("--method", choices=METHODS, default="per_example")
+    p.add_argument(
+        "--method",
+        choices=METHODS,
+        default="per_example",
+        help="per_example: B_simple from per-example gradients; two_batch: McCandlish's "
+        "small/big batch estimator (default: per_example)",
+    )
     p.add_argument("--small", type=int, default=32, help="two-batch: small batch")
     p.add_argument("--big", type=int, default=512, help="two-batch: big batch")
     p.add_argument("--pairs", type=int, default=32, help="two-batch: pairs of batches")

@@ -761,7 +761,12 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--runs", default="runs", help="folder of run folders (default: runs)")
     p.add_argument("--samples", type=int, default=1024, help="training samples (seeded subset)")
     p.add_argument("--seed", type=int, default=0, help="seed of the subset")
-    p.add_argument("--dtype", choices=tuple(_DTYPES), default="float32")
+    p.add_argument(
+        "--dtype",
+        choices=tuple(_DTYPES),
+        default="float32",
+        help="precision of the measurement (float64 for closed-form checks; default: float32)",
+    )
     p.add_argument("--data-root", default=None, help="folder of user data files")
     p.add_argument("--out", default=None, help="also write the JSON result to this file")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")

@@ -775,7 +775,7 @@ def train(
                 f"config.replicas is {config.replicas} but this process is one of "
                 f"{info.world_size} replicas (WORLD_SIZE); the world size is part of the run"
             )
-        with _threads(runtime.threads):
+        with torch_threads(runtime.threads):
             records, summary = _train(config, runtime, info, path, resume, on_checkpoint)
         if info.is_main:
             save_run(runs, config, records, summary)
@@ -914,7 +914,7 @@ def _global_loss(loss: torch.Tensor, info: DistInfo) -> float:
 
 
 @contextmanager
-def _threads(n: int | None):
+def torch_threads(n: int | None):
     """Run the block with ``n`` torch intra-op threads (unchanged for ``None``)."""
     before = torch.get_num_threads()
     if n is not None:
