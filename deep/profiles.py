@@ -362,6 +362,32 @@ QUICK = Profile(
     ),
 )
 
+# ----------------------------------------------------------------------------- smoke (seconds)
+SMOKE = Profile(
+    name="smoke",
+    device="cpu",
+    seeds=2,
+    description=(
+        "Installation check in seconds, not a result: an MLP on scikit-learn's 8x8 digits, "
+        "B_S=32 vs B_L=128, one epoch (the checks are expected to fail at this budget)."
+    ),
+    recipes=(
+        Recipe(
+            name="Digits",
+            model="mlp_digits",
+            data="digits",
+            epochs=1,
+            small_batch=32,
+            large_batch=128,
+            lr=0.05,
+            ghost_size=32,
+            weight_decay=0.0,
+            paper=(1.0, 2.0, 3.0, 4.0, 5.0),
+            note="placeholder paper numbers (no such row in the paper)",
+        ),
+    ),
+)
+
 # ----------------------------------------------------------------------------- paper (GPU)
 _PAPER_NOTE = "B_S=128, B_L=4096, ghost 128; lr sqrt-scaled from B_S"
 PAPER = Profile(
@@ -499,11 +525,11 @@ PAPER = Profile(
     ),
 )
 
-PROFILES: dict[str, Profile] = {"quick": QUICK, "paper": PAPER}
+PROFILES: dict[str, Profile] = {"smoke": SMOKE, "quick": QUICK, "paper": PAPER}
 
 
 def get_profile(name: str | Profile) -> Profile:
-    """The profile called ``name`` (``"quick"`` or ``"paper"``); a Profile passes through."""
+    """The profile called ``name`` (a key of :data:`PROFILES`); a Profile passes through."""
     if isinstance(name, Profile):
         return name
     if not isinstance(name, str):

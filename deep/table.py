@@ -439,7 +439,7 @@ def run_table(
 
     Parameters
     ----------
-    profile : {'quick', 'paper'} or Profile
+    profile : {'smoke', 'quick', 'paper'} or Profile
         The rows and columns.
     root : path
         Folder of the run folders (one per configuration and seed).

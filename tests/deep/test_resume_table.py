@@ -9,6 +9,7 @@ a table that was never interrupted.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import subprocess
@@ -18,32 +19,10 @@ import textwrap
 import numpy as np
 import torch
 
-from deep.profiles import Profile, Recipe
+from deep.profiles import SMOKE, Profile
 from deep.table import run_table
 from diffusion.records import load_run
 
-PROFILE = """
-Profile(
-    name="tiny-resume",
-    device="cpu",
-    seeds=1,
-    description="8x8 digits, B_S=32 vs B_L=128, 8 steps a run",
-    recipes=(
-        Recipe(
-            name="Digits",
-            model="mlp_digits",
-            data="digits",
-            epochs=1,
-            small_batch=32,
-            large_batch=128,
-            lr=0.05,
-            ghost_size=32,
-            weight_decay=0.0,
-            paper=(1.0, 2.0, 3.0, 4.0, 5.0),
-        ),
-    ),
-)
-"""
 OVERRIDES = {"max_steps": 8, "trace_per_decade": 10}
 STEPS = 8
 KILL_AT_SAVE = 2 * STEPS + 4  # two whole runs (7 mid-run checkpoints + the last), then 4 more
@@ -53,7 +32,8 @@ SCRIPT = textwrap.dedent(f"""
     import torch
     torch.set_num_threads(1)
     import deep.train as T
-    from deep.profiles import Profile, Recipe
+    import dataclasses
+    from deep.profiles import SMOKE
     from deep.table import run_table
 
     T.Recorder.due = lambda self, step: step < self.plan.total_steps  # a checkpoint every step
@@ -67,13 +47,13 @@ SCRIPT = textwrap.dedent(f"""
             os.kill(os.getpid(), signal.SIGKILL)  # as a crash or a pre-emption
 
     T.Recorder.save = save
-    profile = eval({PROFILE!r}, {{"Profile": Profile, "Recipe": Recipe}})
+    profile = dataclasses.replace(SMOKE, seeds=1)
     run_table(profile, sys.argv[1], out=sys.argv[1], overrides={OVERRIDES!r})
 """)
 
 
 def _profile() -> Profile:
-    return eval(PROFILE, {"Profile": Profile, "Recipe": Recipe})
+    return dataclasses.replace(SMOKE, seeds=1)
 
 
 def _table(root):

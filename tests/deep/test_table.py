@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from deep.profiles import REGIMES, Profile, Recipe
+from deep.profiles import REGIMES, get_profile
 from deep.table import (
     CONTROL,
     CSV_COLUMNS,
@@ -24,26 +24,7 @@ from deep.table import (
 )
 from diffusion.records import load_run
 
-TINY = Profile(
-    name="tiny",
-    device="cpu",
-    seeds=2,
-    description="8x8 digits, B_S=32 vs B_L=128",
-    recipes=(
-        Recipe(
-            name="Digits",
-            model="mlp_digits",
-            data="digits",
-            epochs=1,
-            small_batch=32,
-            large_batch=128,
-            lr=0.05,
-            ghost_size=32,
-            weight_decay=0.0,
-            paper=(1.0, 2.0, 3.0, 4.0, 5.0),
-        ),
-    ),
-)
+TINY = get_profile("smoke")  # 8x8 digits, B_S=32 vs B_L=128, one epoch, 2 seeds
 
 
 @pytest.fixture(scope="module")
@@ -113,7 +94,7 @@ def test_table_files_and_their_schema(tiny_table):
         assert float(ln[9]) == TINY.recipes[0].paper[REGIMES.index(ln[3])]
 
     doc = json.loads((root / "table.json").read_text())
-    assert doc["profile"] == "tiny" and doc["regimes"] == list(REGIMES)
+    assert doc["profile"] == "smoke" and doc["regimes"] == list(REGIMES)
     (jrow,) = doc["rows"]
     assert set(jrow) >= {
         "network",
