@@ -31,7 +31,7 @@ import numpy as np
 
 from diffusion.metrics import Trace, fit_growth
 from diffusion.options import add_config_options, add_runs_option, config_from_args
-from diffusion.records import Run
+from diffusion.records import Run, register_runner
 from diffusion.validation import check_bool, check_int
 
 from .checks import Check, log_law
@@ -446,3 +446,13 @@ def _main(args: argparse.Namespace) -> int:
         result, args.json, f"map folder: {result.path} ({time.perf_counter() - start:.0f} s)"
     )
     return 0
+
+
+# the one run protocol: diffusion.records.run(LawMapConfig(...)) is the map's run folder,
+# runtime.jobs training runs at once
+register_runner(
+    LawMapConfig,
+    lambda config, runs="runs", *, runtime=None, force=False: run_lawmap(
+        config, runs, runtime=runtime, force=force, n_jobs=runtime.jobs if runtime else 1
+    ),
+)

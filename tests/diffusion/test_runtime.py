@@ -255,9 +255,10 @@ def test_every_layer_registers_its_runner():
     pytest.importorskip("torch")
     import deep.distance
     import deep.gamma
+    import deep.lawmap
     import deep.train
 
     known = records.registered_runners()
     assert known[deep.train.TrainConfig] is deep.train.train
     assert known[deep.gamma.GammaConfig] is deep.gamma.measure_gamma
-    assert deep.distance.DistanceConfig in known
+    assert deep.distance.DistanceConfig in known and deep.lawmap.LawMapConfig in known
