@@ -1,8 +1,9 @@
 """Benchmarks of deep/: ghost batch norm against its alternatives, the trainer against a bare loop.
 
 Ghost BN, forward + backward at B = 4096, ghost size 128, on an F1-width activation
-(4096 x 512) and a convolutional one (4096 x 64 x 8 x 8), with ``strategy="auto"`` (the loop
-of fused kernels on CPU, the reshape on CUDA) against
+(4096 x 512) and a convolutional one (4096 x 64 x 8 x 8), with ``strategy="auto"`` (on CPU the
+compiled kernels of ``deep._ghost_kernels`` for the 2-D activation and the loop of native
+kernels for the 4-D one; the reshape on CUDA) against
 
 * ``bn``       plain ``nn.BatchNorm`` on the whole batch (goal on CPU: at most 1.15x slower),
 * ``reshape``  the naive vectorisation: reshape to (k, g, C, ...) and reduce with tensor ops,
