@@ -9,11 +9,15 @@ Subcommands are registered by modules that define ``add_parser(subparsers)``: th
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import sys
 
-from diffusion.options import add_config_options, add_runs_option, config_from_args
+from diffusion.options import (
+    add_config_options,
+    add_module_subcommands,
+    add_runs_option,
+    config_from_args,
+)
 
 SUBCOMMAND_MODULES = (
     "deep.table",
@@ -140,15 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m deep", description=__import__("deep").__doc__)
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     add_parser(subparsers)
-    for name in SUBCOMMAND_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name != name:
-                raise
-            continue
-        if hasattr(module, "add_parser"):
-            module.add_parser(subparsers)
+    add_module_subcommands(subparsers, SUBCOMMAND_MODULES)
     return parser
 
 

@@ -11,7 +11,6 @@ The options of ``walk`` are the fields of :class:`diffusion.experiments.WalkConf
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import math
 import sys
@@ -20,7 +19,12 @@ from collections.abc import Sequence
 import numpy as np
 
 from diffusion import theory
-from diffusion.options import add_config_options, add_runs_option, config_from_args
+from diffusion.options import (
+    add_config_options,
+    add_module_subcommands,
+    add_runs_option,
+    config_from_args,
+)
 
 
 def _finite(text: str) -> float:
@@ -147,15 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     _add_walk(sub)
     _add_theory(sub)
-    for name in SUBCOMMAND_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name != name:
-                raise
-            continue
-        if hasattr(module, "add_parser"):
-            module.add_parser(sub)
+    add_module_subcommands(sub, SUBCOMMAND_MODULES)
     return parser
 
 

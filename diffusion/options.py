@@ -48,6 +48,7 @@ __all__ = [
     "parameter_docs",
     "option_name",
     "add_runs_option",
+    "add_module_subcommands",
 ]
 
 _SPECS = "_config_options"
@@ -539,3 +540,22 @@ def add_runs_option(
     for alias in hidden_aliases:
         parser.add_argument(alias, dest="runs", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     return action
+
+
+def add_module_subcommands(subparsers: Any, module_names: Iterable[str]) -> None:
+    """Let each module of ``module_names`` that is present register its subcommand.
+
+    A module defines ``add_parser(subparsers)``; one that is not installed is skipped (an
+    import error from inside a present module is raised, not hidden).
+    """
+    import importlib
+
+    for name in module_names:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name != name:
+                raise
+            continue
+        if hasattr(module, "add_parser"):
+            module.add_parser(subparsers)
