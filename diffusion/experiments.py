@@ -32,6 +32,7 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 from scipy import optimize, stats
@@ -99,6 +100,9 @@ class WalkConfig:
     half_width : int or None
         Half-width of the environment box; chosen from ``t_max`` when None.
     """
+
+    KIND: ClassVar[str] = "walk"
+    LEGACY_KIND: ClassVar[str] = "WalkConfig"  # runs stored before KIND still load
 
     potential: str = "sinai"
     hurst: float = 0.5

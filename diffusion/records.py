@@ -66,6 +66,7 @@ __all__ = [
     "to_jsonable",
     "register_runner",
     "registered_runners",
+    "legacy_run_dir",
     "run",
 ]
 
@@ -161,7 +162,10 @@ def config_hash(config: Any) -> str:
 
     Fields at their declared hash-neutral default (:data:`HASH_NEUTRAL`) are left out.
     """
-    kind = getattr(type(config), "KIND", None) or type(config).__name__
+    return _hash(config, getattr(type(config), "KIND", None) or type(config).__name__)
+
+
+def _hash(config: Any, kind: str) -> str:
     values = config_to_dict(config)
     for f in dataclasses.fields(config):
         if HASH_NEUTRAL in f.metadata and getattr(config, f.name) == f.metadata[HASH_NEUTRAL]:
@@ -373,14 +377,44 @@ def run_or_load(
     return save_run(root, config, records, summary)
 
 
+LEGACY_KIND = "LEGACY_KIND"
+"""Class attribute naming the kind a configuration class hashed under before it had an
+explicit ``KIND`` (its class name): runs stored then are still found (:func:`find_run`)."""
+
+
+def legacy_run_dir(root: str | os.PathLike, config: Any) -> Path | None:
+    """Where a run of ``config`` stored under its class's :data:`LEGACY_KIND` would be.
+
+    Before every configuration had an explicit ``KIND``, folders were named after the class
+    (``WalkConfig`` -> ``walk-<hash>``, ``SeparableRunConfig`` -> ``separablerun-<hash>``) and
+    the class name was hashed. ``None`` for a class without a legacy kind.
+    """
+    legacy = getattr(type(config), LEGACY_KIND, None)
+    if not legacy:
+        return None
+    prefix = legacy[:-6].lower() if legacy.endswith("Config") and len(legacy) > 6 else legacy
+    return Path(root) / f"{prefix.lower()}-{_hash(config, legacy)[:16]}"
+
+
 def find_run(root: str | os.PathLike, config: Any) -> Run | None:
     """The finished run of ``config`` under ``root``, or ``None`` (missing, incomplete, or
-    written for another configuration)."""
-    try:
-        run = load_run(run_dir(root, config))
-    except IncompleteRunError:
-        return None
-    return run if run.meta.get("hash") == config_hash(config) else None
+    written for another configuration).
+
+    A run stored under the class's legacy kind (:func:`legacy_run_dir`) is found too, in its
+    old folder.
+    """
+    candidates = [(run_dir(root, config), config_hash(config))]
+    legacy = legacy_run_dir(root, config)
+    if legacy is not None:
+        candidates.append((legacy, _hash(config, getattr(type(config), LEGACY_KIND))))
+    for path, digest in candidates:
+        try:
+            run = load_run(path)
+        except IncompleteRunError:
+            continue
+        if run.meta.get("hash") == digest:
+            return run
+    return None
 
 
 # ----------------------------------------------------------------------------- measurements

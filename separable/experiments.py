@@ -18,6 +18,7 @@ import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 
@@ -78,6 +79,9 @@ class SeparableRunConfig:
     data_digest : str
         Filled in from the file for file data.
     """
+
+    KIND: ClassVar[str] = "separable"
+    LEGACY_KIND: ClassVar[str] = "SeparableRunConfig"  # runs stored before KIND still load
 
     data: str = "fig1"
     data_seed: int = 0

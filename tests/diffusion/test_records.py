@@ -227,3 +227,44 @@ def test_importing_records_leaves_the_umask_alone_and_files_follow_it(tmp_path):
         assert os.stat(path).st_mode & 0o777 == 0o640
     finally:
         os.umask(before)
+
+
+def test_runs_stored_before_an_explicit_kind_still_load(tmp_path):
+    """A walk stored when folders and hashes came from the class name (``WalkConfig``) is
+    found by the config that now has ``KIND = "walk"``, in its old folder; a folder there
+    written for another hash is not.
+
+    Mutants caught: the legacy hash computed with the new kind (the old folder is never
+    found), the legacy folder accepted without checking its hash."""
+    from diffusion.experiments import WalkConfig
+
+    @dataclass(frozen=True)
+    class Plain:
+        potential: str = "sinai"
+
+    cfg = WalkConfig(walkers=10, t_max=1000)
+    legacy = records.legacy_run_dir(tmp_path, cfg)
+    digest = records._hash(cfg, "WalkConfig")  # how the old code hashed it
+    assert legacy == tmp_path / f"walk-{digest[:16]}" != records.run_dir(tmp_path, cfg)
+
+    def store(stored_hash: str) -> None:  # the old code's folder: same files, old hash
+        saved = records.save_run(tmp_path / "new", cfg, {"t": np.arange(3)}, {"x": 1})
+        for name in ("config.json", "summary.json"):
+            doc = json.loads((saved.path / name).read_text())
+            if name == "config.json":
+                doc["meta"]["hash"] = stored_hash
+            else:
+                doc["hash"] = stored_hash
+            (saved.path / name).write_text(json.dumps(doc))
+        if legacy.exists():
+            for f in legacy.iterdir():
+                f.unlink()
+            legacy.rmdir()
+        saved.path.rename(legacy)
+
+    store(digest)
+    found = records.find_run(tmp_path, cfg)
+    assert found is not None and found.path == legacy and found.summary == {"x": 1}
+    store(records._hash(WalkConfig(walkers=11, t_max=1000), "WalkConfig"))
+    assert records.find_run(tmp_path, cfg) is None
+    assert records.legacy_run_dir(tmp_path, Plain()) is None  # no LEGACY_KIND: none
