@@ -9,12 +9,22 @@ mean +- std over seeds (sample std, ``ddof=1``) in a table shaped like the paper
 as markdown, CSV and JSON (atomically), together with the paper's claims as two-sided,
 named checks (:mod:`deep.checks`): ``sb_converged``, ``lb_below_sb`` (paired by seed) and
 ``ra_matches_sb``. +LR and +GBN are reported as they come.
+
+The table is itself a run folder (``table-<hash>``, the one run protocol of
+:mod:`diffusion.records`): a :class:`TableConfig` holds what its numbers depend on (the
+profile, rows, seeds, overrides, control, sharpness -- never where it runs), and
+:func:`run_table_config` trains or reuses the training runs and keeps the table's
+``summary.json`` (the document of ``table.json``, child runs named by folder) and
+``records.npz`` (every cell's accuracies and seeds). A second table with the same settings is
+read from its folder, nothing retrained; ``diffusion.records.run(TableConfig(...))`` finds it
+from any entry point.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import hashlib
 import io
 import json
@@ -22,14 +32,29 @@ import math
 import os
 import sys
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
-from diffusion.records import atomic_write_bytes, atomic_write_json
-from diffusion.validation import check_int
+from diffusion.records import (
+    Run,
+    atomic_write_bytes,
+    atomic_write_json,
+    config_hash,
+    config_to_dict,
+    find_run,
+    package_version,
+    register_runner,
+    run_dir,
+    run_or_load,
+    save_run,
+    to_jsonable,
+)
+from diffusion.runtime import Runtime
+from diffusion.validation import check_bool, check_int
 
 from .checks import (
     Check,
@@ -50,6 +75,9 @@ from .profiles import (
 from .sweep import add_backend_arguments, finite_or_none, parallel_backend, train_many
 
 __all__ = [
+    "TableConfig",
+    "run_table_config",
+    "table_result",
     "Cell",
     "RowResult",
     "TableResult",
@@ -269,6 +297,9 @@ class TableResult:
         ``markdown``, ``csv``, ``json`` output files (empty when nothing was written).
     wall_seconds : float
         Wall time of the whole table (finished runs that were reused cost nothing).
+    path : str or None
+        The table's own run folder (``<runs>/table-<hash>``, see :class:`TableConfig`);
+        ``None`` for a result built in memory only.
     """
 
     profile: str
@@ -277,6 +308,7 @@ class TableResult:
     regimes: tuple[str, ...]
     files: dict[str, Path]
     wall_seconds: float
+    path: str | None = None
 
     def row(self, name: str) -> RowResult:
         """The row of the recipe called ``name``."""
@@ -313,6 +345,118 @@ def _check_seeds(seeds: Any) -> tuple[int, ...]:
     if not out or len(set(out)) != len(out):
         raise ValueError(f"seeds must be non-empty and distinct, got {seeds!r}")
     return out
+
+
+def _check_overrides(overrides: Any) -> tuple[tuple[str, Any], ...]:
+    """``TrainConfig`` overrides as a sorted tuple of ``(field, value)`` pairs.
+
+    A mapping or a sequence of pairs; list values become tuples. Every key must be a
+    ``TrainConfig`` field and every value hashable with a JSON form.
+    """
+    from .train import TrainConfig
+
+    if overrides is None:
+        return ()
+    if isinstance(overrides, Mapping):
+        pairs = list(overrides.items())
+    elif isinstance(overrides, (str, bytes)) or not hasattr(overrides, "__iter__"):
+        raise TypeError(
+            f"overrides must be a mapping or (field, value) pairs, got {type(overrides).__name__}"
+        )
+    else:
+        pairs = []
+        for pair in overrides:
+            if not isinstance(pair, (tuple, list)) or len(pair) != 2:
+                raise TypeError(f"overrides must hold (field, value) pairs, got {pair!r}")
+            pairs.append(tuple(pair))
+    names = {f.name for f in dataclasses.fields(TrainConfig)}
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if not isinstance(key, str) or key not in names:
+            raise ValueError(f"overrides: {key!r} is not a TrainConfig field")
+        if key in out:
+            raise ValueError(f"overrides: {key!r} is given twice")
+        if isinstance(value, list):
+            value = tuple(value)
+        try:
+            hash(value)
+        except TypeError:
+            raise TypeError(
+                f"overrides: {key} must be hashable, got {type(value).__name__}"
+            ) from None
+        to_jsonable(value, f"overrides.{key}")  # raises for a value with no JSON form
+        out[key] = value
+    return tuple(sorted(out.items()))
+
+
+@dataclass(frozen=True)
+class TableConfig:
+    """A table: what its numbers depend on (its hash names the folder ``table-<hash>``).
+
+    Where and how it runs -- device, data folder, processes, backend, progress -- is not
+    here (a :class:`diffusion.runtime.Runtime` and the runner's arguments): the same table
+    computed on a CPU or a GPU, one run or four at a time, is the same folder. Every field is
+    stored resolved, so equal tables hash the same however they were spelled.
+
+    Parameters
+    ----------
+    profile : Profile or str
+        The rows and columns (a :data:`deep.profiles.PROFILES` name or a Profile). Stored as
+        the Profile restricted to ``models``, with the defaults that the other fields resolve
+        made plain: ``seeds`` is ``len(seeds)``, ``control`` the resolved ``control`` and
+        ``device`` ``"auto"`` (where the runs train is the runtime's business).
+    models : sequence of str, optional
+        Rows (row or model names, case-insensitive); all by default. Stored as the selected
+        row names.
+    seeds : int or sequence of int, optional
+        Number of seeds (``0..n-1``) or the seeds themselves; the profile's default if
+        omitted. Stored as a sorted tuple.
+    overrides : mapping or sequence of (str, value) pairs, optional
+        Further ``TrainConfig`` fields for every run. Stored as a sorted tuple of pairs.
+    control : bool, optional
+        Train SB ``CONVERGENCE_FACTOR`` times longer (:data:`CONTROL`); the profile's setting
+        by default. Stored ``False`` when the profile has no SB column.
+    sharpness : bool
+        Also measure every run's sharpness (:data:`SHARPNESS_SETTINGS`).
+
+    Raises
+    ------
+    TypeError, ValueError
+        An unknown profile, model or override field, bad seeds or a non-boolean flag.
+    """
+
+    KIND: ClassVar[str] = "table"
+
+    profile: Profile
+    models: tuple[str, ...] | None = None
+    seeds: tuple[int, ...] | None = None
+    overrides: tuple[tuple[str, Any], ...] = ()
+    control: bool | None = None
+    sharpness: bool = False
+
+    def __post_init__(self) -> None:
+        models = self.models
+        if isinstance(models, str):
+            models = (models,)
+        prof = get_profile(self.profile)
+        if models and tuple(models) != tuple(r.name for r in prof.recipes):  # else: resolved
+            prof = prof.select(tuple(models))
+        seeds = tuple(sorted(_check_seeds(prof.seeds if self.seeds is None else self.seeds)))
+        control = prof.control if self.control is None else check_bool("control", self.control)
+        control = control and "SB" in prof.regimes
+        prof = dataclasses.replace(prof, seeds=len(seeds), control=control, device="auto")
+        object.__setattr__(self, "profile", prof)
+        object.__setattr__(self, "models", tuple(r.name for r in prof.recipes))
+        object.__setattr__(self, "seeds", seeds)
+        object.__setattr__(self, "overrides", _check_overrides(self.overrides))
+        object.__setattr__(self, "control", control)
+        object.__setattr__(self, "sharpness", check_bool("sharpness", self.sharpness))
+
+    def train_configs(self) -> list[tuple[Recipe, str, int, Any]]:
+        """Every training run of the table (:func:`table_configs`)."""
+        return table_configs(
+            self.profile, self.seeds, overrides=dict(self.overrides), control=self.control
+        )
 
 
 def table_configs(
@@ -417,6 +561,231 @@ def row_checks(cells: dict[str, Cell], control: Cell | None = None) -> dict[str,
 
 
 # ----------------------------------------------------------------------------- runner
+def _record_key(row: str, regime: str, what: str) -> str:
+    return f"{what}.{row}.{regime}"
+
+
+def _compute_table(
+    config: TableConfig,
+    runs: Path,
+    runtime: Runtime,
+    label: str | None,
+    backend: str,
+    scheduler: str | None,
+) -> TableResult:
+    """Train (or reuse) every run of ``config`` and assemble the table (runs named by folder)."""
+    prof = config.profile
+    configs = config.train_configs()
+    start = time.perf_counter()
+    order = sorted(range(len(configs)), key=lambda i: -_cost(configs[i][3], configs[i][0]))
+    trained = train_many(
+        [configs[i][3] for i in order],
+        runs,
+        runtime=dataclasses.replace(runtime, progress=False),
+        n_jobs=runtime.jobs,
+        label=label,
+        backend=backend,
+        scheduler=scheduler,
+    )
+    results = {i: _cell_result(run) for i, run in zip(order, trained, strict=True)}
+    measured = {}
+    if config.sharpness:  # measured jobs at a time; each measurement is kept beside its run
+        from joblib import Parallel, delayed
+
+        data_root = None if runtime.data_root is None else str(runtime.data_root)
+        paths = [results[i][0] for i in order]
+        with parallel_backend(backend, scheduler):
+            values = Parallel(n_jobs=runtime.jobs)(delayed(_sharpness)(p, data_root) for p in paths)
+        measured = dict(zip(paths, values, strict=True))
+    wall = time.perf_counter() - start
+
+    def cell(recipe: Recipe, regime: str) -> Cell | None:
+        idx = [i for i, c in enumerate(configs) if c[0] is recipe and c[1] == regime]
+        if not idx:
+            return None
+        sharp = [measured[results[i][0]] for i in idx] if config.sharpness else []
+        return Cell(
+            regime=regime,
+            batch_size=configs[idx[0]][3].batch_size,
+            accuracies=tuple(results[i][1] for i in idx),
+            seeds=tuple(configs[i][2] for i in idx),
+            runs=tuple(Path(results[i][0]).name for i in idx),  # folder names, not paths
+            steps=tuple(results[i][2] for i in idx),
+            epochs=results[idx[0]][4],
+            sharpness=tuple(h for h, _ in sharp),
+            eps_sharpness=tuple(e for _, e in sharp),
+        )
+
+    rows = []
+    for recipe in prof.recipes:
+        cells = {regime: cell(recipe, regime) for regime in prof.regimes}
+        ctrl = cell(recipe, CONTROL)
+        n_val = next((results[i][3] for i, c in enumerate(configs) if c[0] is recipe), 0)
+        rows.append(RowResult(recipe, cells, row_checks(cells, ctrl), ctrl, n_val))
+    return TableResult(prof.name, prof.description, tuple(rows), prof.regimes, {}, wall)
+
+
+def _table_records(result: TableResult) -> dict[str, np.ndarray]:
+    """Every cell's accuracies (percent) and seeds, keyed ``accuracies.<row>.<regime>``."""
+    out: dict[str, np.ndarray] = {}
+    for row in result.rows:
+        cells = dict(row.cells)
+        if row.control is not None:
+            cells[CONTROL] = row.control
+        for regime, c in cells.items():
+            name = row.recipe.name
+            out[_record_key(name, regime, "accuracies")] = np.asarray(c.accuracies, float)
+            out[_record_key(name, regime, "seeds")] = np.asarray(c.seeds, np.int64)
+    return out
+
+
+def _cell_from_dict(d: dict, runs: Path | None) -> Cell:
+    names = tuple(d["runs"])
+    return Cell(
+        regime=d["regime"],
+        batch_size=int(d["batch_size"]),
+        accuracies=tuple(float(a) for a in d["accuracies"]),
+        seeds=tuple(int(x) for x in d["seeds"]),
+        runs=names if runs is None else tuple(str(runs / n) for n in names),
+        steps=tuple(int(x) for x in d["steps"]),
+        epochs=math.nan if d.get("epochs") is None else float(d["epochs"]),
+        sharpness=tuple(float(x) for x in d.get("sharpness", ())),
+        eps_sharpness=tuple(float(x) for x in d.get("eps_sharpness", ())),
+    )
+
+
+def table_result(
+    config: TableConfig, run: Run, runs: str | os.PathLike | None = None
+) -> TableResult:
+    """The :class:`TableResult` of a finished table folder.
+
+    Parameters
+    ----------
+    config : TableConfig
+        The table's configuration (its rows' recipes).
+    run : diffusion.records.Run
+        Its run folder (:func:`run_table_config`).
+    runs : path, optional
+        Folder of the training runs: each cell's ``runs`` become ``runs/<folder>``; the bare
+        folder names when omitted.
+
+    The checks are judged again from the stored cells (the same numbers give the same
+    verdicts); ``files`` is empty and ``wall_seconds`` the table's when it was computed.
+    """
+    doc = run.summary
+    by_name = {r["network"]: r for r in doc["rows"]}
+    root = None if runs is None else Path(runs)
+    rows = []
+    for recipe in config.profile.recipes:
+        d = by_name[recipe.name]
+        # in the columns' order (summary.json is written with sorted keys)
+        cells = {g: _cell_from_dict(d["cells"][g], root) for g in doc["regimes"] if g in d["cells"]}
+        ctrl = None if d.get("control") is None else _cell_from_dict(d["control"], root)
+        rows.append(RowResult(recipe, cells, row_checks(cells, ctrl), ctrl, int(d["n_val"])))
+    return TableResult(
+        config.profile.name,
+        config.profile.description,
+        tuple(rows),
+        tuple(doc["regimes"]),
+        {},
+        float(doc["wall_seconds"]),
+        str(run.path),
+    )
+
+
+def _children_finished(run: Run, runs: Path) -> bool:
+    """Every training run the table names is still a finished folder under ``runs``."""
+    names = {
+        n
+        for row in run.summary.get("rows", ())
+        for c in [*row.get("cells", {}).values(), row.get("control") or {"runs": ()}]
+        for n in c["runs"]
+    }
+    return all((runs / n / "summary.json").is_file() for n in names)
+
+
+def run_table_config(
+    config: TableConfig,
+    runs: str | os.PathLike = "runs",
+    *,
+    runtime: Runtime | None = None,
+    force: bool = False,
+    progress: bool = False,
+    backend: str = "loky",
+    scheduler: str | None = None,
+) -> Run:
+    """Run (or reuse) a table: its own run folder ``runs/table-<hash>``.
+
+    A finished table folder is returned as it is, nothing trained; otherwise every training
+    run is trained or reused (:func:`deep.sweep.train_many`) and the folder written:
+    ``summary.json`` is the document of ``table.json`` (rows, cells with the accuracy of
+    every seed, checks with their verdicts; the training runs named by folder, relative to
+    ``runs``), ``records.npz`` each cell's ``accuracies.<row>.<regime>`` (percent) and
+    ``seeds.<row>.<regime>``. A table folder whose summary reads otherwise than the current
+    code would write it (the checks changed) is rewritten from its stored cells, one whose
+    training runs were deleted is recomputed.
+
+    Parameters
+    ----------
+    config : TableConfig
+        The table.
+    runs : path
+        Folder of every run folder: the training runs and the table's own.
+    runtime : diffusion.runtime.Runtime, optional
+        ``device``, ``data_root``, ``threads`` and checkpoint cadence of the training runs,
+        ``jobs`` of them at once (and sharpness measurements); ``progress`` adds one line per
+        finished training run on stderr. Never part of the table's identity. Default: a
+        quiet ``Runtime`` on ``"auto"``.
+    force : bool
+        Recompute the table's folder (finished training runs are still reused).
+    progress : bool
+        One line per finished training run on stderr (as ``runtime.progress``).
+    backend, scheduler : str
+        Where the training runs execute (:func:`deep.sweep.train_many`).
+
+    Returns
+    -------
+    diffusion.records.Run
+    """
+    if not isinstance(config, TableConfig):
+        raise TypeError(f"config must be a TableConfig, got {type(config).__name__}")
+    if runtime is None:
+        runtime = Runtime(progress=False)
+    if not isinstance(runtime, Runtime):
+        raise TypeError(
+            f"runtime must be a diffusion.runtime.Runtime or None, got {type(runtime).__name__}"
+        )
+    runs = Path(runs)
+    label = "table" if progress or runtime.progress else None
+
+    def compute(cfg: TableConfig) -> tuple[dict[str, np.ndarray], dict]:
+        result = _compute_table(cfg, runs, runtime, label, backend, scheduler)
+        return _table_records(result), result.as_dict()
+
+    main = int(os.environ.get("RANK", "0")) == 0  # under torchrun only rank 0 writes
+    found = None if force else find_run(runs, config)
+    try:
+        fresh = to_jsonable(table_result(config, found).as_dict(), "summary") if found else None
+    except (KeyError, TypeError, ValueError):  # a summary of another schema: computed again
+        found = None
+    if found is not None and _children_finished(found, runs):
+        if fresh == found.summary or not main:
+            return found
+        return save_run(runs, config, found.records, fresh)  # the checks read otherwise now
+    if not main:
+        records, summary = compute(config)
+        meta = {"kind": type(config).__name__, "hash": config_hash(config)}
+        meta.update(version=package_version(), seed=None)
+        return Run(
+            run_dir(runs, config),
+            config_to_dict(config),
+            meta,
+            records,
+            to_jsonable(summary, "summary"),
+        )
+    return run_or_load(runs, config, compute, force=True)
+
+
 def run_table(
     profile: str | Profile,
     root: str | os.PathLike,
@@ -437,12 +806,15 @@ def run_table(
 ) -> TableResult:
     """Run (or reuse) every cell of a profile's table and write it.
 
+    The table is the run folder of its :class:`TableConfig` under ``root``
+    (:func:`run_table_config`); the returned result is read from it.
+
     Parameters
     ----------
     profile : {'smoke', 'quick', 'paper'} or Profile
         The rows and columns.
     root : path
-        Folder of the run folders (one per configuration and seed).
+        Folder of the run folders (one per configuration and seed, and the table's own).
     models : sequence of str, optional
         Restrict to these recipes (row names or model names).
     seeds : int or sequence of int, optional
@@ -460,7 +832,7 @@ def run_table(
     overrides : dict, optional
         Further ``TrainConfig`` fields for every run.
     write : bool
-        Write the three files.
+        Write the three files (the table's run folder is written either way).
     control : bool, optional
         Run SB ``CONVERGENCE_FACTOR`` times longer as the control of ``sb_converged``; the
         profile's setting by default.
@@ -476,66 +848,31 @@ def run_table(
     -------
     TableResult
     """
-    prof = get_profile(profile).select(models)
-    seed_list = _check_seeds(prof.seeds if seeds is None else seeds)
+    prof = get_profile(profile)
+    config = TableConfig(
+        prof,
+        models=models,
+        seeds=seeds,
+        overrides=overrides,
+        control=control,
+        sharpness=sharpness,
+    )
     n_jobs = check_int("n_jobs", n_jobs, 1)
+    runtime = Runtime(
+        device=device or prof.device, data_root=data_root, jobs=n_jobs, progress=False
+    )
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
-    configs = table_configs(prof, seed_list, overrides=overrides, control=control)
     start = time.perf_counter()
-    order = sorted(range(len(configs)), key=lambda i: -_cost(configs[i][3], configs[i][0]))
-    from .train import Runtime
-
-    runtime = Runtime(device=device or prof.device, data_root=data_root, progress=False)
-    runs = train_many(
-        [configs[i][3] for i in order],
-        root,
-        runtime=runtime,
-        n_jobs=n_jobs,
-        label="table" if progress else None,
-        backend=backend,
-        scheduler=scheduler,
+    run = run_table_config(
+        config, root, runtime=runtime, progress=progress, backend=backend, scheduler=scheduler
     )
-    results = {i: _cell_result(run) for i, run in zip(order, runs, strict=True)}
-    measured = {}
-    if sharpness:  # measured n_jobs at a time; each measurement is kept beside its run
-        from joblib import Parallel, delayed
-
-        paths = [results[i][0] for i in order]
-        with parallel_backend(backend, scheduler):
-            values = Parallel(n_jobs=n_jobs)(delayed(_sharpness)(p, data_root) for p in paths)
-        measured = dict(zip(paths, values, strict=True))
-    wall = time.perf_counter() - start
-
-    def cell(recipe: Recipe, regime: str) -> Cell | None:
-        idx = [i for i, c in enumerate(configs) if c[0] is recipe and c[1] == regime]
-        if not idx:
-            return None
-        sharp = [measured[results[i][0]] for i in idx] if sharpness else []
-        return Cell(
-            regime=regime,
-            batch_size=configs[idx[0]][3].batch_size,
-            accuracies=tuple(results[i][1] for i in idx),
-            seeds=tuple(configs[i][2] for i in idx),
-            runs=tuple(results[i][0] for i in idx),
-            steps=tuple(results[i][2] for i in idx),
-            epochs=results[idx[0]][4],
-            sharpness=tuple(h for h, _ in sharp),
-            eps_sharpness=tuple(e for _, e in sharp),
-        )
-
-    rows = []
-    for recipe in prof.recipes:
-        cells = {regime: cell(recipe, regime) for regime in prof.regimes}
-        ctrl = cell(recipe, CONTROL)
-        n_val = next((results[i][3] for i, c in enumerate(configs) if c[0] is recipe), 0)
-        rows.append(RowResult(recipe, cells, row_checks(cells, ctrl), ctrl, n_val))
-    result = TableResult(prof.name, prof.description, tuple(rows), prof.regimes, {}, wall)
+    result = dataclasses.replace(
+        table_result(config, run, root), wall_seconds=time.perf_counter() - start
+    )
     if write and int(os.environ.get("RANK", "0")) == 0:  # under torchrun only rank 0 writes
         files = write_table(result, Path(out) if out is not None else root)
-        result = TableResult(
-            result.profile, result.description, result.rows, result.regimes, files, wall
-        )
+        result = dataclasses.replace(result, files=files)
     return result
 
 
@@ -752,4 +1089,10 @@ def _main(args: argparse.Namespace) -> int:
         f"wall time {result.wall_seconds:.0f} s; files: "
         + ", ".join(str(p) for p in result.files.values())
     )
+    print(f"table folder: {result.path}")
     return 0
+
+
+# the one run protocol: diffusion.records.run(TableConfig(...)) is the table's run folder,
+# runtime.jobs training runs at once
+register_runner(TableConfig, run_table_config)

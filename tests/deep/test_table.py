@@ -6,6 +6,7 @@ import csv
 import dataclasses
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -248,3 +249,210 @@ def test_seeds_and_jobs_follow_the_shared_validation_contract(tmp_path):
     assert _check_seeds(np.array([3, 5])) == (3, 5)
     assert all(type(s) is int for s in _check_seeds(np.array([3, 5])))
     assert not list(tmp_path.iterdir())  # nothing was started
+
+
+# ----------------------------------------------------------------------------- the table's folder
+def _stamp(path) -> int:
+    return (path / "summary.json").stat().st_mtime_ns
+
+
+def _strings(obj):
+    """Every string in a JSON document."""
+    if isinstance(obj, str):
+        yield obj
+    elif isinstance(obj, dict):
+        for v in obj.values():
+            yield from _strings(v)
+    elif isinstance(obj, list):
+        for v in obj:
+            yield from _strings(v)
+
+
+def _one_run_table(**kw):
+    """A table of one training run (SB, no control, one seed, 3 steps): seconds to train."""
+    prof = dataclasses.replace(TINY, regimes=("SB",))
+    kw = {"seeds": (0,), "control": False, "overrides": {"max_steps": 3}, **kw}
+    return prof, kw
+
+
+def _no_training(monkeypatch):
+    import deep.table
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("train_many called: the table was not reused")
+
+    monkeypatch.setattr(deep.table, "train_many", refuse)
+
+
+def test_the_table_is_a_run_folder_holding_table_json_with_folder_names(tiny_table):
+    """summary.json is table.json with each training run named by its folder (relative to the
+    runs folder), records.npz every cell's accuracies and seeds (catches a table that writes
+    no folder, a summary that drifts from table.json, and absolute machine paths in it)."""
+    from deep.table import TableConfig
+    from diffusion.records import run_dir
+
+    root, result = tiny_table
+    runs = root / "runs"
+    path = run_dir(runs, TableConfig(TINY))
+    assert result.path == str(path) and path.name.startswith("table-")
+    run = load_run(path)
+    assert run.meta["kind"] == "TableConfig"
+    assert run.config["seeds"] == [0, 1] and run.config["control"] is True
+    assert run.config["models"] == ["Digits"] and run.config["sharpness"] is False
+
+    doc = json.loads((root / "table.json").read_text())
+    summary = run.summary
+    for jrow, srow in zip(doc["rows"], summary["rows"], strict=True):
+        for jcell, scell in zip(
+            [*jrow["cells"].values(), jrow["control"]],
+            [*srow["cells"].values(), srow["control"]],
+            strict=True,
+        ):
+            assert scell["runs"] == [str(p).rsplit("/", 1)[-1] for p in jcell["runs"]]
+            jcell["runs"] = scell["runs"]
+    doc["wall_seconds"] = summary["wall_seconds"]  # this call's time, the folder's own
+    assert summary == doc
+    for name in (n for c in result.row("Digits").cells.values() for n in c.runs):
+        assert Path(name).name in json.dumps(summary)
+    assert not [s for s in _strings(summary) if "/" in s and str(root) in s]
+    assert not [s for s in _strings(summary) if s.startswith("/")]
+
+    row = result.row("Digits")
+    for regime, cell in [*row.cells.items(), (CONTROL, row.control)]:
+        np.testing.assert_array_equal(run.records[f"accuracies.Digits.{regime}"], cell.accuracies)
+        np.testing.assert_array_equal(run.records[f"seeds.Digits.{regime}"], cell.seeds)
+        for name in summary["rows"][0]["cells" if regime != CONTROL else "control"].get(
+            regime, {"runs": []}
+        )["runs"]:
+            assert (runs / name / "summary.json").is_file()
+
+
+def test_the_same_table_is_read_from_its_folder_whatever_the_runtime(
+    tiny_table, tmp_path, monkeypatch
+):
+    """Again with the same settings -- from run_table on another device, or from
+    diffusion.records.run with any Runtime -- nothing is trained and the folder is not
+    rewritten, and the table files read the same (catches a table recomputed on every call,
+    or a device or job count in its identity)."""
+    from deep.table import TableConfig
+    from diffusion.records import run
+    from diffusion.runtime import Runtime
+
+    root, first = tiny_table
+    runs = root / "runs"
+    path = Path(first.path)
+    stamp = _stamp(path)
+    _no_training(monkeypatch)
+    again = run_table(TINY, runs, out=tmp_path, device="auto", n_jobs=2)
+    assert again.path == first.path and _stamp(path) == stamp
+    assert again.row("Digits").cells["LB"].accuracies == first.row("Digits").cells["LB"].accuracies
+    assert again.row("Digits").cells["LB"].runs == first.row("Digits").cells["LB"].runs
+    for name in ("table.md", "table.csv"):
+        assert (tmp_path / name).read_text() == (root / name).read_text()
+    doc, ref = (json.loads((d / "table.json").read_text()) for d in (tmp_path, root))
+    assert {k: v for k, v in doc.items() if k != "wall_seconds"} == {
+        k: v for k, v in ref.items() if k != "wall_seconds"
+    }
+
+    for runtime in (Runtime(device="cpu"), Runtime(device="auto", jobs=2, threads=1)):
+        got = run(TableConfig("smoke"), runs, runtime=runtime)
+        assert got.path == path and got.summary == load_run(path).summary
+    assert _stamp(path) == stamp
+
+
+def test_table_config_is_stored_resolved():
+    """A name and its Profile, a count and its seeds in any order, a mapping and its pairs,
+    a model name and its row are the same table; what changes the numbers is another
+    (catches a hash of the arguments as spelled, or one that leaves a setting out)."""
+    from deep.table import TableConfig
+    from diffusion.records import run_dir
+
+    def folder(*args, **kw):
+        return run_dir("runs", TableConfig(*args, **kw)).name
+
+    base = folder("smoke", overrides={"max_steps": 3})
+    assert base == folder(TINY, seeds=(1, 0), overrides=[("max_steps", 3)], control=True)
+    assert base == folder(TINY, models=["mlp_digits"], seeds=2, overrides={"max_steps": 3})
+    assert base == folder(dataclasses.replace(TINY, device="cuda"), overrides={"max_steps": 3})
+    others = {
+        folder("smoke"),
+        folder("smoke", overrides={"max_steps": 4}),
+        folder("smoke", seeds=(0, 2), overrides={"max_steps": 3}),
+        folder("smoke", control=False, overrides={"max_steps": 3}),
+        folder("smoke", sharpness=True, overrides={"max_steps": 3}),
+        folder(dataclasses.replace(TINY, regimes=("SB", "LB")), overrides={"max_steps": 3}),
+    }
+    assert len(others) == 6 and base not in others
+    config = TableConfig("smoke", overrides={"max_steps": 3, "milestones": [1]})
+    assert config.overrides == (("max_steps", 3), ("milestones", (1,)))
+    assert config == dataclasses.replace(config) and hash(config) == hash(
+        TableConfig(TINY, overrides=config.overrides)
+    )
+    with pytest.raises(ValueError, match="not a TrainConfig field"):
+        TableConfig("smoke", overrides={"max_step": 3})
+    with pytest.raises(TypeError, match="control must be True or False"):
+        TableConfig("smoke", control=1)
+
+
+def test_other_seeds_or_overrides_get_their_own_table_folder(tmp_path):
+    """Tables with other seeds or overrides are other folders and none overwrites another
+    (catches a table folder keyed by the profile alone)."""
+    runs = tmp_path / "runs"
+    prof, kw = _one_run_table()
+    a = run_table(prof, runs, out=tmp_path / "a", **kw)
+    stamp = _stamp(Path(a.path))
+    b = run_table(prof, runs, out=tmp_path / "b", **{**kw, "seeds": (1,)})
+    c = run_table(prof, runs, out=tmp_path / "c", **{**kw, "overrides": {"max_steps": 4}})
+    assert len({a.path, b.path, c.path}) == 3
+    assert _stamp(Path(a.path)) == stamp
+    for res, seed, steps in ((a, 0, 3), (b, 1, 3), (c, 0, 4)):
+        run = load_run(res.path)
+        (cell,) = run.summary["rows"][0]["cells"].values()
+        assert cell["seeds"] == [seed] and cell["steps"] == [steps]
+        assert cell["accuracies"] == list(res.row("Digits").cells["SB"].accuracies)
+    assert sorted(p.name.split("-")[0] for p in runs.iterdir()) == ["table"] * 3 + ["train"] * 3
+
+
+def test_force_rewrites_only_the_table_and_lost_runs_are_retrained(tmp_path):
+    """``force`` recomputes the table's folder from the finished training runs (none is
+    retrained); a table whose training run was deleted is computed again, not served with a
+    dangling name."""
+    import shutil
+
+    from deep.table import TableConfig
+    from diffusion.records import run
+    from diffusion.runtime import Runtime
+
+    runs = tmp_path / "runs"
+    prof, kw = _one_run_table()
+    first = run_table(prof, runs, out=tmp_path, **kw)
+    (child,) = first.row("Digits").cells["SB"].runs
+    child_stamp, table_stamp = _stamp(Path(child)), _stamp(Path(first.path))
+    config = TableConfig(prof, **kw)
+    forced = run(config, runs, runtime=Runtime(device="cpu", progress=False), force=True)
+    assert forced.path == Path(first.path) and _stamp(forced.path) != table_stamp
+    assert _stamp(Path(child)) == child_stamp
+    # a summary that reads otherwise than the stored cells give is rewritten from them
+    doc = json.loads((forced.path / "summary.json").read_text())
+    (cell,) = doc["summary"]["rows"][0]["cells"].values()
+    cell["mean"] += 1.0
+    (forced.path / "summary.json").write_text(json.dumps(doc))
+    mended = run(config, runs, runtime=Runtime(device="cpu", progress=False))
+    assert mended.summary == forced.summary == load_run(forced.path).summary
+    assert _stamp(Path(child)) == child_stamp
+    shutil.rmtree(child)
+    again = run_table(prof, runs, out=tmp_path, **kw)
+    assert (Path(child) / "summary.json").is_file() and again.path == first.path
+    assert again.row("Digits").cells["SB"].accuracies == first.row("Digits").cells["SB"].accuracies
+
+
+def test_the_cli_prints_the_table_folder(tmp_path, capsys):
+    from deep.__main__ import main
+
+    argv = ["table", "--profile", "smoke", "--runs", str(tmp_path), "--seeds", "1"]
+    assert main([*argv, "--max-steps", "2", "--no-control", "--device", "cpu"]) == 0
+    out = capsys.readouterr().out
+    (line,) = [ln for ln in out.splitlines() if ln.startswith("table folder: ")]
+    folder = Path(line.removeprefix("table folder: "))
+    assert folder.parent == tmp_path and folder.name.startswith("table-")
+    assert load_run(folder).summary["profile"] == "smoke"
