@@ -26,6 +26,8 @@ configuration                                  runner
 ``deep.gamma.GammaConfig``                     ``deep.gamma.measure_gamma`` (its ``.run``)
 ``deep.distance.DistanceConfig``               ``deep.distance.run_distance`` (its folder;
                                                ``runtime.jobs`` runs at once)
+``deep.lawmap.LawMapConfig``                   ``deep.lawmap.run_lawmap`` (likewise)
+``deep.table.TableConfig``                     ``deep.table.run_table_config``
 =============================================  ==============================================
 """
 
