@@ -66,7 +66,12 @@ def check_real(
         value, (int, float, np.integer, np.floating)
     ):
         raise TypeError(f"{name} must be a real number, got {type(value).__name__} ({value!r})")
-    value = float(value)
+    try:
+        value = float(value)
+    except OverflowError:  # an int beyond the float range: not a finite number
+        raise ValueError(
+            f"{name} must be a finite number, got an integer of {value.bit_length()} bits"
+        ) from None
     bad = not math.isfinite(value)
     if low is not None:
         bad = bad or value < low or (low_open and value == low)

@@ -35,6 +35,8 @@ def test_check_real_rejects_non_finite_and_respects_open_bounds():
         check_real("x", False)
     with pytest.raises(ValueError, match="<= 1"):
         check_real("p", 1.5, 0, 1)
+    with pytest.raises(ValueError, match="x must be a finite number, got an integer of 1329"):
+        check_real("x", 10**400)  # beyond the float range: a ValueError, not OverflowError
 
 
 def test_check_choice_bool_array():
