@@ -47,12 +47,12 @@ from torch import nn
 from torch.func import functional_call, grad, vmap
 
 from diffusion.records import atomic_write_json, load_run, measurement_file, read_measurement
+from diffusion.validation import check_int
 
 from .sharpness import (
     LossFn,
     _check_data,
     _check_dtype,
-    _check_int,
     add_run_arguments,
     emit,
     finished_runs,
@@ -251,7 +251,7 @@ def gradient_noise_scale(
     NoiseScale
         With ``Sigma`` the population covariance (divisor ``n``) and ``G`` the mean gradient.
     """
-    batch_size = _check_int("batch_size", batch_size, 1)
+    batch_size = check_int("batch_size", batch_size, 1)
     model, x, y = _prepared(model, data, dtype)
     params = _trainable(model)
     buffers = dict(model.named_buffers())
@@ -310,11 +310,11 @@ def two_batch_noise_scale(
         with standard errors (sample std / sqrt(n_pairs)); ``B_simple`` is their ratio
         (``inf`` when the ``|G|^2`` estimate is not positive).
     """
-    small = _check_int("small", small, 1)
-    big = _check_int("big", big, 1)
+    small = check_int("small", small, 1)
+    big = check_int("big", big, 1)
     if big <= small:
         raise ValueError(f"big must exceed small, got small={small}, big={big}")
-    n_pairs = _check_int("n_pairs", n_pairs, 2)
+    n_pairs = check_int("n_pairs", n_pairs, 2)
     model, x, y = _prepared(model, data, dtype)
     rng = np.random.default_rng(seed)
     traces, norms = np.empty(n_pairs), np.empty(n_pairs)
@@ -358,7 +358,7 @@ def diffusion_coefficient(
     for name, value in (("lr", lr), ("trace_sigma", trace_sigma)):
         if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
             raise ValueError(f"{name} must be a finite non-negative number, got {value!r}")
-    batch_size = _check_int("batch_size", batch_size, 1)
+    batch_size = check_int("batch_size", batch_size, 1)
     if not (isinstance(momentum, (int, float)) and 0 <= momentum < 1):
         raise ValueError(f"momentum must be in [0, 1), got {momentum!r}")
     return lr**2 * trace_sigma / (batch_size * (1.0 - momentum) ** 2)

@@ -216,7 +216,6 @@ class SharpnessResult:
 
 
 # ----------------------------------------------------------------------------- checks
-_check_int = check_int  # deep/noise.py still imports this name; new code calls check_int
 
 
 def _check_dtype(dtype: Any) -> torch.dtype:

@@ -48,6 +48,7 @@ from diffusion.potentials import (
 )
 from diffusion.records import Run, register_runner, run_or_load
 from diffusion.runtime import Runtime
+from diffusion.validation import check_choice, check_int, check_real
 from diffusion.walk import simulate_walkers
 
 __all__ = [
@@ -119,12 +120,9 @@ class WalkConfig:
     half_width: int | None = None
 
     def __post_init__(self) -> None:
-        if self.potential not in POTENTIALS:
-            raise ValueError(f"potential must be one of {POTENTIALS}, got {self.potential!r}")
-        if self.method not in METHODS:
-            raise ValueError(f"method must be one of {METHODS}, got {self.method!r}")
-        if self.field_kind not in ("short", "fractional"):
-            raise ValueError(f"field_kind must be 'short' or 'fractional', got {self.field_kind!r}")
+        check_choice("potential", self.potential, POTENTIALS)
+        check_choice("method", self.method, METHODS)
+        check_choice("field_kind", self.field_kind, ("short", "fractional"))
         theory.check_temperature(self.temperature)
         theory.check_sigma(self.sigma)
         theory.check_dim(self.dim)
@@ -132,20 +130,9 @@ class WalkConfig:
         object.__setattr__(self, "temperature", float(self.temperature))
         object.__setattr__(self, "sigma", float(self.sigma))
         for name in ("walkers", "per_decade", "seed"):
-            value = getattr(self, name)
-            if (
-                isinstance(value, bool)
-                or not isinstance(value, (int, np.integer))
-                or value < (0 if name == "seed" else 1)
-            ):
-                raise ValueError(
-                    f"{name} must be a {'non-negative' if name == 'seed' else 'positive'} integer, "
-                    f"got {value!r}"
-                )
-            object.__setattr__(self, name, int(value))
-        t_max = theory._number(self.t_max, "t_max")
-        if t_max < 10:
-            raise ValueError(f"t_max must be >= 10, got {self.t_max!r}")
+            value = check_int(name, getattr(self, name), 0 if name == "seed" else 1)
+            object.__setattr__(self, name, value)
+        t_max = check_real("t_max", self.t_max, 10)
         object.__setattr__(self, "t_max", t_max)
         if self.dim != 1 and self.potential != "field":
             raise ValueError(
@@ -164,8 +151,7 @@ class WalkConfig:
                 f"t_max={self.t_max!r} is beyond direct simulation (<= {MAX_DIRECT_T:.0e}); "
                 "use method='coarse'"
             )
-        if self.correlation_length < 0 or not math.isfinite(self.correlation_length):
-            raise ValueError(f"correlation_length must be >= 0, got {self.correlation_length!r}")
+        check_real("correlation_length", self.correlation_length, 0)
         if (
             self.potential == "field"
             and self.field_kind == "short"
@@ -177,12 +163,8 @@ class WalkConfig:
                 "correlation_length must be a whole number of sites for 'bounded', "
                 f"got {self.correlation_length!r}"
             )
-        if self.half_width is not None and (
-            isinstance(self.half_width, bool)
-            or not isinstance(self.half_width, (int, np.integer))
-            or self.half_width < 2
-        ):
-            raise ValueError(f"half_width must be an integer >= 2 or None, got {self.half_width!r}")
+        if self.half_width is not None:
+            object.__setattr__(self, "half_width", check_int("half_width", self.half_width, 2))
 
     @property
     def effective_hurst(self) -> float:

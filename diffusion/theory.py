@@ -89,11 +89,6 @@ def check_dim(dim: int, name: str = "dim") -> int:
     return check_int(name, dim, 1, 3)
 
 
-def _number(value: float, name: str) -> float:
-    # Kept for diffusion/experiments.py, which calls it; new code calls check_real directly.
-    return check_real(name, value)
-
-
 def _rates(right: object, left: object) -> tuple[np.ndarray, np.ndarray]:
     r = check_array("right", right, ndim=1, min_size=2)
     lft = check_array("left", left, ndim=1, min_size=2)

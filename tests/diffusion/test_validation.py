@@ -65,3 +65,23 @@ def test_numpy_and_python_integers_agree(n):
 @given(st.floats(allow_nan=False, allow_infinity=False))
 def test_finite_floats_pass_through_unchanged(x):
     assert check_real("x", x) == x
+
+
+def test_walk_config_follows_the_contract():
+    """numpy integers are the ints they hold (same run folder); a float count or a bool
+    half-width is a TypeError, a negative seed or a t_max beyond floats a ValueError."""
+    from diffusion.experiments import WalkConfig
+    from diffusion.records import config_hash
+
+    assert config_hash(WalkConfig(walkers=np.int64(5), t_max=100)) == config_hash(
+        WalkConfig(walkers=5, t_max=100)
+    )
+    for kwargs, exc, text in (
+        ({"walkers": 2.0}, TypeError, "walkers must be an integer"),
+        ({"half_width": True}, TypeError, "half_width must be an integer"),
+        ({"seed": -1}, ValueError, "seed must be an integer >= 0"),
+        ({"t_max": 10**400}, ValueError, "t_max must be a finite number"),
+        ({"potential": "gauss"}, ValueError, "potential must be one of"),
+    ):
+        with pytest.raises(exc, match=text):
+            WalkConfig(**kwargs)
