@@ -161,8 +161,8 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
         SeparableRunConfig,
         choices={"method": sorted([*METHODS, "nesterov"]), "loss": sorted(LOSSES)},
         exclude=("data_digest",),  # filled in from the data file
-        names={"data_seed": "--data-seed", "seed": "--sgd-seed"},
-        aliases={"data_seed": ("--seed",)},  # the svm subcommand's spelling
+        names={"data_seed": "--data-seed"},  # --seed is the run's seed (SGD sampling)
+        aliases={"seed": ("--sgd-seed",)},  # an older spelling
     )
     add_runs_option(p, hidden_aliases=("--out",))
     p.add_argument("--force", action="store_true", help="recompute even if the run exists")
@@ -183,7 +183,14 @@ def build_parser() -> argparse.ArgumentParser:
         required=True,
         help="fig1, fig3, random, or a .npz (X, y) / .csv (label last) file",
     )
-    p_svm.add_argument("--seed", type=int, default=0, help="seed of the built-in data (default 0)")
+    p_svm.add_argument(
+        "--data-seed",
+        "--seed",
+        dest="seed",
+        type=int,
+        default=0,
+        help="seed of the built-in random data (default 0)",
+    )
     p_svm.add_argument(
         "--bias",
         action="store_true",

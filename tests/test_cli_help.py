@@ -127,6 +127,21 @@ def test_every_config_field_is_an_option(command, config_cls, derived):
         assert by_dest[f.name].default is None  # unset keeps the config's default
 
 
+@pytest.mark.parametrize(
+    "command, config_cls, derived", _config_commands(), ids=lambda x: getattr(x, "__name__", x)
+)
+def test_seed_is_always_the_runs_seed(command, config_cls, derived):
+    """``--seed`` sets the config's ``seed`` field wherever the config has one (separable
+    run's data seed is ``--data-seed``). Mutant caught: ``--seed`` bound to another field."""
+    names = {f.name for f in dataclasses.fields(config_cls)}
+    parser = _subparser(*command)
+    by_option = {o: a.dest for a in parser._actions for o in a.option_strings}
+    if "seed" in names:
+        assert by_option.get("--seed") == "seed"
+    else:
+        assert by_option.get("--seed") in (None, "seeds")
+
+
 NO_RUN_FOLDER = {"theory", "svm", "check"}
 """Subcommands that compute on the spot and write no run folder (exact values, the SVM, the
 proofs checker): --json, but no --runs."""

@@ -226,12 +226,14 @@ def test_separable_run_round_trip_and_bad_value(tmp_path, capsys):
     from separable.__main__ import build_parser, main
     from separable.experiments import SeparableRunConfig
 
-    argv = ["run", "--data", "random", "--seed", "3", "--sgd-seed", "4", "--n", "10"]
+    argv = ["run", "--data", "random", "--data-seed", "3", "--seed", "4", "--n", "10"]
     argv += ["--bias", "--eta", "0.5", "--method", "sgd", "--replace"]
     config = config_from_args(SeparableRunConfig, build_parser().parse_args(argv))
     assert config == SeparableRunConfig(
         data="random", data_seed=3, seed=4, n=10, bias=True, eta=0.5, method="sgd", replace=True
     )
+    old_spelling = build_parser().parse_args(["run", "--sgd-seed", "4"])
+    assert config_from_args(SeparableRunConfig, old_spelling).seed == 4
     with pytest.raises(SystemExit) as info:
         main(["run", "--eta", "fast", "--runs", str(tmp_path)])
     assert info.value.code == 2
