@@ -12,7 +12,8 @@ Three small records travel into the kernels instead of a long argument list:
 - :class:`State`: what a run carries between recording times (weights, moment buffers, the
   sampling permutation and its position).
 
-:func:`run_steps` advances a run between two recording times and reports divergence.
+:func:`run_steps` advances a run between two recording times and reports divergence;
+:func:`run_schedule` runs through all the recording times in one compiled call.
 """
 
 from __future__ import annotations
@@ -25,7 +26,16 @@ from numba import njit
 
 from separable.losses import neg_dloss
 
-__all__ = ["Problem", "Rule", "State", "make_problem", "run_steps", "apply_update", "exp_into"]
+__all__ = [
+    "Problem",
+    "Rule",
+    "State",
+    "make_problem",
+    "run_steps",
+    "run_schedule",
+    "apply_update",
+    "exp_into",
+]
 
 GD_KIND, HEAVY_BALL, NESTEROV, NORMALIZED, ADAM = 0, 1, 2, 3, 4
 
@@ -333,6 +343,47 @@ def _minibatch_steps(problem, rule, state, t0, t1, seed):
         if not _finite_norm(w):
             return t, 1
     return t1, 0
+
+
+@njit(cache=True)
+def _run_schedule(problem, rule, state, schedule, seeds, snapshots):
+    """:func:`run_schedule` in one compiled call."""
+    t = 0
+    for k in range(schedule.size):
+        if rule.batch < problem.Z.shape[0]:
+            t, status = _minibatch_steps(problem, rule, state, t, schedule[k], seeds[k])
+        elif rule.kind == GD_KIND and problem.loss_id == 0:
+            t, status = _logistic_gd_steps(problem, state.w, rule.eta, t, schedule[k])
+        else:
+            t, status = _full_batch_steps(problem, rule, state, t, schedule[k])
+        if status:
+            return k, status, t
+        snapshots[k, :] = state.w
+    return schedule.size, 0, t
+
+
+def run_schedule(
+    problem: Problem, rule: Rule, state: State, schedule: np.ndarray, seeds: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, int, int]:
+    """Run to each recording time of ``schedule`` in one compiled call; keep the weights.
+
+    The same steps as :func:`run_steps` called once per recording time (segment ``k`` seeds
+    its minibatch sampler with ``seeds[k]``), without a return to Python between records.
+
+    Returns
+    -------
+    times, weights : numpy.ndarray
+        The recording times reached and the weights there, shape ``(n,)`` and ``(n, d)``.
+    status : int
+        1 when the run diverged (after the last recorded time), else 0.
+    steps : int
+        Steps reached.
+    """
+    schedule = np.ascontiguousarray(schedule, dtype=np.int64)
+    seeds = np.ascontiguousarray(seeds, dtype=np.int64)
+    snapshots = np.empty((schedule.size, state.w.size))
+    n, status, t = _run_schedule(problem, rule, state, schedule, seeds, snapshots)
+    return schedule[:n], snapshots[:n], int(status), int(t)
 
 
 def run_steps(

@@ -33,7 +33,7 @@ import numpy as np
 
 from diffusion.metrics import Trace, log_schedule
 from diffusion.validation import check_bool, check_int, check_real
-from separable._kernels import Rule, State, apply_update, make_problem, run_steps
+from separable._kernels import Rule, State, apply_update, make_problem, run_schedule
 from separable.data import as_features, fold
 from separable.losses import Loss, get_loss
 from separable.measures import gap_measures
@@ -381,15 +381,15 @@ def _pack_rule(rule: Optimizer, eta: float, N: int) -> Rule:
 def _trace_run(problem, packed, state, schedule, rule, loss_obj, rng):
     """Advance to each recording time; return the times, weights, status and last step."""
     fast = loss_obj.kernel_id >= 0 and not isinstance(rule, CustomUpdate)
+    if fast:  # one compiled call; segment k's minibatch sampler is seeded by the k-th draw
+        seeds = rng.integers(0, 2**31 - 1, size=len(schedule))
+        times, weights, status, t = run_schedule(problem, packed, state, schedule, seeds)
+        return [int(x) for x in times], list(weights), status, t
     user = rule if isinstance(rule, CustomUpdate) else None
     ts, ws = [], []
     t, status = 0, 0
     for target in schedule:
-        if fast:
-            seed = int(rng.integers(0, 2**31 - 1))
-            t, status = run_steps(problem, packed, state, t, int(target), seed)
-        else:
-            t, status = _python_steps(problem, packed, state, t, int(target), user, loss_obj, rng)
+        t, status = _python_steps(problem, packed, state, t, int(target), user, loss_obj, rng)
         if status:
             break
         ts.append(t)
