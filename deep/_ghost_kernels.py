@@ -3,28 +3,40 @@
 Ghost batch ``j`` holds rows ``starts[j]:starts[j + 1]`` of an ``(N, C)`` activation. Each
 kernel works through one ghost batch at a time, so that its rows (``g x C`` values, a few
 hundred kB) stay in cache between the passes over them: the activation is read from memory
-about once per direction, where ``torch.batch_norm`` on the whole batch reads it several times.
-Statistics are accumulated in float64 whatever the activation's dtype; the inner loops run
-over the contiguous channel axis and compile to SIMD code.
+once per direction, where ``torch.batch_norm`` on the whole batch reads it several times, and
+no call is made per ghost batch. The inner loops run over the contiguous channel axis in the
+activation's dtype (as the native kernel accumulates a float32 activation in float32), so
+they compile to the widest SIMD code; per-channel results are formed in float64.
 
 Formulas, per ghost batch of ``n`` rows and channel ``c`` (``xhat = (x - mean) invstd``):
 
-* forward: ``mean = sum x / n``, ``var = sum (x - mean)^2 / n`` (two passes, no cancellation),
-  ``invstd = 1 / sqrt(var + eps)``, ``y = xhat w + b``;
+* forward: with ``d = x - x_first`` (deviations from the ghost batch's first row, so that a
+  large mean does not cancel), ``mean = x_first + sum d / n`` and
+  ``var = sum d^2 / n - (sum d / n)^2`` in one pass; ``invstd = 1 / sqrt(var + eps)``,
+  ``y = (x - mean) invstd w + b``;
 * backward: ``db = sum dy``, ``dw = sum dy xhat``,
   ``dx = w invstd (dy - db / n - xhat dw / n)``.
+
+Ghost batches are independent, so :func:`over_ghost_batches` shares them among threads (the
+kernels release the GIL), as many as torch's intra-op threads: the layer uses the cores a
+plain batch norm would.
 """
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
 import numpy as np
 from numba import njit
 
-__all__ = ["ghost_forward", "ghost_backward"]
+__all__ = ["ghost_forward", "ghost_backward", "over_ghost_batches"]
 
 
-@njit(cache=True)
-def ghost_forward(x, weight, bias, starts, eps, y, mean, invstd, var_unbiased):
+@njit(cache=True, nogil=True)
+def ghost_forward(x, weight, bias, starts, eps, y, mean, invstd, var_unbiased, first, last):
     """Normalise each ghost batch of ``x`` into ``y``; write its statistics (float64 rows).
 
     Parameters
@@ -32,44 +44,50 @@ def ghost_forward(x, weight, bias, starts, eps, y, mean, invstd, var_unbiased):
     x, y : numpy.ndarray, shape (N, C)
         Activation and output (C-contiguous, same dtype).
     weight, bias : numpy.ndarray, shape (C,)
-        Affine parameters (ones and zeros without them).
+        Affine parameters (ones and zeros without them), in the activation's dtype.
     starts : numpy.ndarray of int64, shape (k + 1,)
         Row where each ghost batch starts, then ``N``.
     eps : float
         Added to the variance.
     mean, invstd, var_unbiased : numpy.ndarray of float64, shape (k, C)
         Written: each ghost batch's mean, ``1 / sqrt(var + eps)`` and unbiased variance.
+    first, last : int
+        The ghost batches ``first .. last - 1`` are done (see :func:`over_ghost_batches`).
     """
     n_channels = x.shape[1]
-    acc = np.empty(n_channels)
-    scale = np.empty(n_channels)
-    shift = np.empty(n_channels)
-    for j in range(starts.size - 1):
+    zero = x[0, 0] * 0  # in the activation's dtype
+    origin = np.empty(n_channels, x.dtype)
+    total = np.empty(n_channels, x.dtype)
+    squares = np.empty(n_channels, x.dtype)
+    centre = np.empty(n_channels, x.dtype)
+    scale = np.empty(n_channels, x.dtype)
+    for j in range(first, last):
         r0, r1 = starts[j], starts[j + 1]
         n = r1 - r0
-        acc[:] = 0.0
+        for c in range(n_channels):
+            origin[c] = x[r0, c]
+            total[c] = zero
+            squares[c] = zero
         for r in range(r0, r1):
             for c in range(n_channels):
-                acc[c] += x[r, c]
+                d = x[r, c] - origin[c]
+                total[c] += d
+                squares[c] += d * d
         for c in range(n_channels):
-            mean[j, c] = acc[c] / n
-            acc[c] = 0.0
-        for r in range(r0, r1):
-            for c in range(n_channels):
-                dev = x[r, c] - mean[j, c]
-                acc[c] += dev * dev
-        for c in range(n_channels):
-            var_unbiased[j, c] = acc[c] / (n - 1) if n > 1 else acc[c]
-            invstd[j, c] = 1.0 / np.sqrt(acc[c] / n + eps)
+            shift = np.float64(total[c]) / n
+            var = max(np.float64(squares[c]) / n - shift * shift, 0.0)
+            mean[j, c] = np.float64(origin[c]) + shift
+            var_unbiased[j, c] = var * n / (n - 1) if n > 1 else var
+            invstd[j, c] = 1.0 / np.sqrt(var + eps)
+            centre[c] = mean[j, c]
             scale[c] = invstd[j, c] * weight[c]
-            shift[c] = bias[c] - mean[j, c] * scale[c]
         for r in range(r0, r1):
             for c in range(n_channels):
-                y[r, c] = x[r, c] * scale[c] + shift[c]
+                y[r, c] = (x[r, c] - centre[c]) * scale[c] + bias[c]
 
 
-@njit(cache=True)
-def ghost_backward(dy, x, weight, starts, mean, invstd, dx, dweight, dbias):
+@njit(cache=True, nogil=True)
+def ghost_backward(dy, x, weight, starts, mean, invstd, dx, dweight, dbias, first, last):
     """Input gradient of :func:`ghost_forward` into ``dx``; per-ghost parameter gradients.
 
     Parameters
@@ -84,31 +102,68 @@ def ghost_backward(dy, x, weight, starts, mean, invstd, dx, dweight, dbias):
         The forward's statistics.
     dweight, dbias : numpy.ndarray of float64, shape (k, C)
         Written: ``sum dy xhat`` and ``sum dy`` of each ghost batch (sum the rows).
+    first, last : int
+        The ghost batches ``first .. last - 1`` are done.
     """
     n_channels = x.shape[1]
-    sum_dy = np.empty(n_channels)
-    sum_dy_dev = np.empty(n_channels)
-    a = np.empty(n_channels)
-    b = np.empty(n_channels)
-    const = np.empty(n_channels)
-    for j in range(starts.size - 1):
+    zero = x[0, 0] * 0
+    sum_dy = np.empty(n_channels, x.dtype)
+    sum_dy_dev = np.empty(n_channels, x.dtype)
+    centre = np.empty(n_channels, x.dtype)
+    a = np.empty(n_channels, x.dtype)
+    b = np.empty(n_channels, x.dtype)
+    const = np.empty(n_channels, x.dtype)
+    for j in range(first, last):
         r0, r1 = starts[j], starts[j + 1]
         n = r1 - r0
-        sum_dy[:] = 0.0
-        sum_dy_dev[:] = 0.0
+        for c in range(n_channels):
+            sum_dy[c] = zero
+            sum_dy_dev[c] = zero
+            centre[c] = mean[j, c]
         for r in range(r0, r1):
             for c in range(n_channels):
                 g = dy[r, c]
                 sum_dy[c] += g
-                sum_dy_dev[c] += g * (x[r, c] - mean[j, c])
+                sum_dy_dev[c] += g * (x[r, c] - centre[c])
         for c in range(n_channels):
             s = invstd[j, c]
             dbias[j, c] = sum_dy[c]
             dweight[j, c] = sum_dy_dev[c] * s
-            # dx = a dy + b (x - mean) - a sum_dy / n = a dy + b x + const
+            # dx = a dy + b (x - mean) + const, with const = -a sum_dy / n
             a[c] = weight[c] * s
-            b[c] = -a[c] * s * s * sum_dy_dev[c] / n
-            const[c] = -a[c] * sum_dy[c] / n - b[c] * mean[j, c]
+            b[c] = -weight[c] * s * s * s * sum_dy_dev[c] / n
+            const[c] = -weight[c] * s * sum_dy[c] / n
         for r in range(r0, r1):
             for c in range(n_channels):
-                dx[r, c] = a[c] * dy[r, c] + b[c] * x[r, c] + const[c]
+                dx[r, c] = a[c] * dy[r, c] + b[c] * (x[r, c] - centre[c]) + const[c]
+
+
+_pool: ThreadPoolExecutor | None = None
+
+
+def _forget_pool() -> None:  # a forked child has no pool threads: start a new pool there
+    global _pool
+    _pool = None
+
+
+os.register_at_fork(after_in_child=_forget_pool)
+
+
+def over_ghost_batches(kernel: Callable[..., Any], n_ghosts: int, threads: int, *args: Any) -> None:
+    """Call ``kernel(*args, first, last)`` over ``threads`` contiguous ranges of ghost batches.
+
+    The ranges split ``0 .. n_ghosts`` as evenly as whole ghost batches allow; with one
+    thread (or one ghost batch) the kernel runs here, otherwise in a shared thread pool.
+    """
+    global _pool
+    parts = max(1, min(int(threads), n_ghosts))
+    if parts == 1:
+        kernel(*args, 0, n_ghosts)
+        return
+    if _pool is None or _pool._max_workers < parts:
+        _pool = ThreadPoolExecutor(max_workers=parts, thread_name_prefix="ghost-bn")
+    bounds = np.linspace(0, n_ghosts, parts + 1).round().astype(np.int64)
+    ranges = zip(bounds[:-1], bounds[1:], strict=True)
+    jobs = [_pool.submit(kernel, *args, int(a), int(b)) for a, b in ranges]
+    for job in jobs:
+        job.result()
