@@ -206,8 +206,10 @@ def _exp_into(x, out, scratch):
     """
     c0, c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11, c12, c13 = _C
     n_el = x.size
+    outside = 0  # arguments outside the range (NaN included), counted without a branch
     for i in range(n_el):
         xi = x[i]
+        outside += 0 if _EXP_LOW <= xi <= _EXP_HIGH else 1
         xi = _EXP_HIGH if xi > _EXP_HIGH else xi
         xi = _EXP_LOW if xi < _EXP_LOW else xi
         shifted = xi * _LOG2E + _ROUND
@@ -224,9 +226,10 @@ def _exp_into(x, out, scratch):
         bits[i] = (bits[i] + 1023) << 52
     for i in range(n_el):
         out[i] *= scratch[i]
-    for i in range(n_el):
-        if not (_EXP_LOW <= x[i] <= _EXP_HIGH):
-            out[i] = np.exp(x[i])
+    if outside:
+        for i in range(n_el):
+            if not (_EXP_LOW <= x[i] <= _EXP_HIGH):
+                out[i] = np.exp(x[i])
 
 
 @njit
@@ -298,9 +301,10 @@ def _logistic_gd_steps(problem, w, eta, t0, t1):
     scratch = np.empty(K)
     g = np.empty(d)
     for t in range(t0, t1):
+        w0 = w[0]
         for i in range(K):
-            u[i] = 0.0
-        for j in range(d):
+            u[i] = UT[0, i] * w0
+        for j in range(1, d):
             wj = w[j]
             for i in range(K):
                 u[i] += UT[j, i] * wj
