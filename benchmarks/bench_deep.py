@@ -224,6 +224,6 @@ BENCHMARKS = [
         float(_STEPS),
         "step",
         min_speedup=0.95,
-        repeats=3,
+        repeats=5,
     ),
 ]

@@ -306,13 +306,20 @@ def _step_generator(seed: int, step: int) -> torch.Generator:
     return torch.Generator().manual_seed(int(state[0]) << 32 | int(state[1]))
 
 
-def _distances(params: list[torch.Tensor], initial: list[torch.Tensor]) -> np.ndarray:
+def _distances(
+    params: list[torch.Tensor], initial: list[torch.Tensor], scratch: list[torch.Tensor]
+) -> np.ndarray:
     """||p - p_0|| of every parameter tensor, in the parameters' precision; float64 on the host.
 
-    One fused multi-tensor kernel each for the differences and the norms (one launch on a GPU).
+    The differences are written into ``scratch`` (tensors shaped like ``params``, reused at
+    every record; one pass over each pair), then one fused multi-tensor kernel takes the
+    norms. A fresh allocation of the size of the model per record would cost its page faults
+    every time on a CPU, more than the arithmetic (0.9 ms a record for F1, against 1.5 ms).
     """
     with torch.no_grad():
-        norms = torch._foreach_norm(torch._foreach_sub(params, initial))
+        for out, p, p0 in zip(scratch, params, initial, strict=True):
+            torch.sub(p, p0, out=out)
+        norms = torch._foreach_norm(scratch)
     return torch.stack(norms).double().cpu().numpy()
 
 
@@ -567,6 +574,7 @@ class Recorder:
         self.names = [name for name, _ in model.named_parameters()]
         self.params = [p for _, p in model.named_parameters()]
         self.initial = [p.detach().clone() for p in self.params]
+        self._scratch: list[torch.Tensor] | None = None  # differences, made at the first record
         self.rows: dict[str, list] = {key: [] for key in _ROW_KEYS}
         self.on_checkpoint = on_checkpoint
         self.start_step = 0
@@ -606,7 +614,9 @@ class Recorder:
     # ---- rows
     def record(self, step: int, loss: float, scores: tuple[float, ...] | None) -> float:
         """Append the row of ``step``; returns the distance ||w_t - w_0||."""
-        layers = _distances(self.params, self.initial)
+        if self._scratch is None:
+            self._scratch = [torch.empty_like(p, requires_grad=False) for p in self.params]
+        layers = _distances(self.params, self.initial, self._scratch)
         distance = float(np.sqrt(np.sum(layers**2)))
         row = (step, distance, loss, self.plan.schedule(step), layers)
         for key, value in zip(_ROW_KEYS, (*row, *(scores or (math.nan,) * 4)), strict=True):
