@@ -17,26 +17,22 @@ Formulas, per ghost batch of ``n`` rows and channel ``c`` (``xhat = (x - mean) i
 * backward: ``db = sum dy``, ``dw = sum dy xhat``,
   ``dx = w invstd (dy - db / n - xhat dw / n)``.
 
-Ghost batches are independent, so :func:`over_ghost_batches` shares them among threads (the
-kernels release the GIL), as many as torch's intra-op threads: the layer uses the cores a
-plain batch norm would.
+The kernels run on one thread (and release the GIL). Sharing the ghost batches among threads
+was measured and dropped: on 2 cores it equalled batch norm's two threads only when nothing
+else ran, and lost to one thread inside a training step, where the threads of the preceding
+matrix product still spin when the ghost batch norm starts.
 """
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any
-
 import numpy as np
 from numba import njit
 
-__all__ = ["ghost_forward", "ghost_backward", "over_ghost_batches"]
+__all__ = ["ghost_forward", "ghost_backward"]
 
 
 @njit(cache=True, nogil=True)
-def ghost_forward(x, weight, bias, starts, eps, y, mean, invstd, var_unbiased, first, last):
+def ghost_forward(x, weight, bias, starts, eps, y, mean, invstd, var_unbiased):
     """Normalise each ghost batch of ``x`` into ``y``; write its statistics (float64 rows).
 
     Parameters
@@ -51,8 +47,6 @@ def ghost_forward(x, weight, bias, starts, eps, y, mean, invstd, var_unbiased, f
         Added to the variance.
     mean, invstd, var_unbiased : numpy.ndarray of float64, shape (k, C)
         Written: each ghost batch's mean, ``1 / sqrt(var + eps)`` and unbiased variance.
-    first, last : int
-        The ghost batches ``first .. last - 1`` are done (see :func:`over_ghost_batches`).
     """
     n_channels = x.shape[1]
     zero = x[0, 0] * 0  # in the activation's dtype
@@ -61,7 +55,7 @@ def ghost_forward(x, weight, bias, starts, eps, y, mean, invstd, var_unbiased, f
     squares = np.empty(n_channels, x.dtype)
     centre = np.empty(n_channels, x.dtype)
     scale = np.empty(n_channels, x.dtype)
-    for j in range(first, last):
+    for j in range(starts.size - 1):
         r0, r1 = starts[j], starts[j + 1]
         n = r1 - r0
         for c in range(n_channels):
@@ -87,7 +81,7 @@ def ghost_forward(x, weight, bias, starts, eps, y, mean, invstd, var_unbiased, f
 
 
 @njit(cache=True, nogil=True)
-def ghost_backward(dy, x, weight, starts, mean, invstd, dx, dweight, dbias, first, last):
+def ghost_backward(dy, x, weight, starts, mean, invstd, dx, dweight, dbias):
     """Input gradient of :func:`ghost_forward` into ``dx``; per-ghost parameter gradients.
 
     Parameters
@@ -102,8 +96,6 @@ def ghost_backward(dy, x, weight, starts, mean, invstd, dx, dweight, dbias, firs
         The forward's statistics.
     dweight, dbias : numpy.ndarray of float64, shape (k, C)
         Written: ``sum dy xhat`` and ``sum dy`` of each ghost batch (sum the rows).
-    first, last : int
-        The ghost batches ``first .. last - 1`` are done.
     """
     n_channels = x.shape[1]
     zero = x[0, 0] * 0
@@ -113,7 +105,7 @@ def ghost_backward(dy, x, weight, starts, mean, invstd, dx, dweight, dbias, firs
     a = np.empty(n_channels, x.dtype)
     b = np.empty(n_channels, x.dtype)
     const = np.empty(n_channels, x.dtype)
-    for j in range(first, last):
+    for j in range(starts.size - 1):
         r0, r1 = starts[j], starts[j + 1]
         n = r1 - r0
         for c in range(n_channels):
@@ -136,34 +128,3 @@ def ghost_backward(dy, x, weight, starts, mean, invstd, dx, dweight, dbias, firs
         for r in range(r0, r1):
             for c in range(n_channels):
                 dx[r, c] = a[c] * dy[r, c] + b[c] * (x[r, c] - centre[c]) + const[c]
-
-
-_pool: ThreadPoolExecutor | None = None
-
-
-def _forget_pool() -> None:  # a forked child has no pool threads: start a new pool there
-    global _pool
-    _pool = None
-
-
-os.register_at_fork(after_in_child=_forget_pool)
-
-
-def over_ghost_batches(kernel: Callable[..., Any], n_ghosts: int, threads: int, *args: Any) -> None:
-    """Call ``kernel(*args, first, last)`` over ``threads`` contiguous ranges of ghost batches.
-
-    The ranges split ``0 .. n_ghosts`` as evenly as whole ghost batches allow; with one
-    thread (or one ghost batch) the kernel runs here, otherwise in a shared thread pool.
-    """
-    global _pool
-    parts = max(1, min(int(threads), n_ghosts))
-    if parts == 1:
-        kernel(*args, 0, n_ghosts)
-        return
-    if _pool is None or _pool._max_workers < parts:
-        _pool = ThreadPoolExecutor(max_workers=parts, thread_name_prefix="ghost-bn")
-    bounds = np.linspace(0, n_ghosts, parts + 1).round().astype(np.int64)
-    ranges = zip(bounds[:-1], bounds[1:], strict=True)
-    jobs = [_pool.submit(kernel, *args, int(a), int(b)) for a, b in ranges]
-    for job in jobs:
-        job.result()

@@ -37,10 +37,10 @@ gradient (backward), and the ghost batch's mean and unbiased variance into a scr
 saves the concatenation copy, one autograd node per chunk and the split of the gradient.
 ``"fused"`` (2-D float CPU activations, the fully connected layers) does the same work in
 two compiled kernels (:mod:`deep._ghost_kernels`): no per-ghost call overhead, each ghost
-batch read from memory once per direction while it sits in cache, the ghost batches shared
-among torch's intra-op threads. On one thread it is as fast as one plain batch norm over the
-whole batch; on two, the native batch norm gains more from the second thread
-(``benchmarks/bench_deep.py``). Inputs it does not cover take the loop. On a GPU the loop
+batch read from memory once per direction while it sits in cache, on one thread. Against one
+plain batch norm over the whole batch on one thread it is as fast; with two threads the
+native batch norm is faster (``benchmarks/bench_deep.py``). Inputs it does not cover take the
+loop. On a GPU the loop
 launches ``k`` small kernels per layer, which the reshape (``"vectorized"``:
 ``(k, g, C, ...)`` reduced with tensor ops) removes. ``"auto"`` picks ``"fused"`` for 2-D CPU
 inputs, ``"loop"`` for other CPU inputs and ``"vectorized"`` on CUDA;
@@ -56,7 +56,7 @@ import torch
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from ._ghost_kernels import ghost_backward, ghost_forward, over_ghost_batches
+from ._ghost_kernels import ghost_backward, ghost_forward
 
 __all__ = [
     "measure_strategies",
@@ -168,8 +168,7 @@ class _GhostFused(torch.autograd.Function):
     """Ghost batches of a 2-D CPU activation through the compiled kernels.
 
     Forward returns the output and, as non-differentiable outputs, each ghost batch's mean
-    and unbiased variance (float64 rows) for the running statistics. The ghost batches are
-    shared among ``torch.get_num_threads()`` threads.
+    and unbiased variance (float64 rows) for the running statistics.
     """
 
     @staticmethod
@@ -180,8 +179,7 @@ class _GhostFused(torch.autograd.Function):
         b = bias.detach() if bias is not None else torch.zeros(c, dtype=x.dtype)
         y = torch.empty_like(x)
         mean, invstd, variances = (torch.empty(k, c, dtype=torch.float64) for _ in range(3))
-        over_ghost_batches(
-            ghost_forward, k, torch.get_num_threads(),
+        ghost_forward(
             x.detach().numpy(), w.numpy(), b.numpy(), starts, eps,
             y.numpy(), mean.numpy(), invstd.numpy(), variances.numpy(),
         )  # fmt: skip
@@ -197,8 +195,7 @@ class _GhostFused(torch.autograd.Function):
         dy = dy.contiguous()
         dx = torch.empty_like(x)
         dw, db = (torch.empty_like(mean) for _ in range(2))
-        over_ghost_batches(
-            ghost_backward, len(ctx.starts) - 1, torch.get_num_threads(),
+        ghost_backward(
             dy.detach().numpy(), x.detach().numpy(), w.numpy(), ctx.starts,
             mean.detach().numpy(), invstd.numpy(),
             dx.numpy(), dw.numpy(), db.numpy(),

@@ -315,8 +315,7 @@ def test_without_affine_and_with_channels_last(strategy):
 def test_auto_picks_the_fused_kernels_for_2d_cpu_inputs_and_they_match_float64(monkeypatch):
     """Strategy "auto" on a 2-D CPU input runs the compiled kernels; in float64 they match an
     independent float64 computation of Algorithm 1 to 1e-12 (output, input and parameter
-    gradients, with a merged remainder and ghost batches of very different scale), on one
-    thread and with the ghost batches shared among three.
+    gradients, with a merged remainder and ghost batches of very different scale).
 
     Mutants caught: a biased variance in the normalisation, the mean term of the input
     gradient dropped, ``dw`` without the ``invstd`` factor, the remainder not merged."""
@@ -336,14 +335,7 @@ def test_auto_picks_the_fused_kernels_for_2d_cpu_inputs_and_they_match_float64(m
     assert layer._resolved_strategy(x) == "fused"
     got = _run(layer, x, dy)
     assert calls == [1]
-    layer.zero_grad()
-    torch.set_num_threads(3)  # four ghost batches over three threads: ranges of 1, 2, 1
-    try:
-        shared = _run(layer, x, dy)
-    finally:
-        torch.set_num_threads(1)
-    for a, b in zip(got, shared, strict=True):
-        torch.testing.assert_close(a, b, atol=0, rtol=0)  # each ghost batch: the same arithmetic
+
     # independent: autograd through the formula, ghost batches 50, 50, 50, 80
     xs = x.clone().requires_grad_(True)
     w = layer.weight.detach().clone().requires_grad_(True)
