@@ -46,7 +46,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, grad, vmap
 
-from diffusion.records import atomic_write_json, load_run, measurement_file, read_measurement
+from diffusion.records import kept_measurement, load_run
 from diffusion.validation import check_int
 
 from .sharpness import (
@@ -420,15 +420,15 @@ def noise_scale_of_run(
         "big": big,
         "n_pairs": n_pairs,
     }
-    kept = measurement_file(run_dir, "noise", settings)
-    cached = _from_kept(read_measurement(kept))
-    if cached is not None:
-        return cached
-    result = _measure(run_dir, n_samples, at, method, seed, dtype, small, big, n_pairs, data_root)
-    if kept is not None:
-        atomic_write_json(kept, {"settings": settings, "result": result.as_dict(),
-                                 "config": result.config})  # fmt: skip
-    return result
+    return kept_measurement(
+        run_dir,
+        "noise",
+        settings,
+        lambda: _measure(
+            run_dir, n_samples, at, method, seed, dtype, small, big, n_pairs, data_root
+        ),
+        _from_kept,
+    )
 
 
 def _from_kept(doc: dict | None) -> RunNoise | None:

@@ -46,7 +46,7 @@ import torch.nn.functional as F
 from scipy.sparse.linalg import LinearOperator, eigsh
 from torch import nn
 
-from diffusion.records import atomic_write_json, measurement_file, read_measurement
+from diffusion.records import kept_measurement
 from diffusion.validation import check_choice, check_int, check_real
 
 __all__ = [
@@ -675,16 +675,15 @@ def sharpness_of_run(
         "tol": tol,
         "seed": seed,
     }
-    cache = measurement_file(run_dir, "sharpness", settings)
-    cached = _from_kept(read_measurement(cache))
-    if cached is not None:
-        return cached
-    result = _measure(run_dir, n_samples, k, epsilon, subspace_dim, maxiter, dtype, tol, seed,
-                      data_root)  # fmt: skip
-    if cache is not None:
-        atomic_write_json(cache, {"settings": settings, "result": result.as_dict(),
-                                  "config": result.config})  # fmt: skip
-    return result
+    return kept_measurement(
+        run_dir,
+        "sharpness",
+        settings,
+        lambda: _measure(
+            run_dir, n_samples, k, epsilon, subspace_dim, maxiter, dtype, tol, seed, data_root
+        ),  # fmt: skip
+        _from_kept,
+    )
 
 
 def _from_kept(doc: dict | None) -> SharpnessResult | None:

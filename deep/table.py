@@ -53,7 +53,7 @@ from diffusion.records import (
     save_run,
     to_jsonable,
 )
-from diffusion.runtime import Runtime
+from diffusion.runtime import Runtime, check_runtime
 from diffusion.validation import check_bool, check_int
 
 from .checks import (
@@ -749,12 +749,7 @@ def run_table_config(
     """
     if not isinstance(config, TableConfig):
         raise TypeError(f"config must be a TableConfig, got {type(config).__name__}")
-    if runtime is None:
-        runtime = Runtime(progress=False)
-    if not isinstance(runtime, Runtime):
-        raise TypeError(
-            f"runtime must be a diffusion.runtime.Runtime or None, got {type(runtime).__name__}"
-        )
+    runtime = check_runtime(runtime, Runtime(progress=False))
     runs = Path(runs)
     label = "table" if progress or runtime.progress else None
 

@@ -47,7 +47,7 @@ from diffusion.potentials import (
     gaussian_field,
 )
 from diffusion.records import Run, register_runner, run_or_load
-from diffusion.runtime import Runtime
+from diffusion.runtime import Runtime, check_runtime
 from diffusion.validation import check_choice, check_int, check_real
 from diffusion.walk import simulate_walkers
 
@@ -523,12 +523,7 @@ def run_walk(
     """
     if not isinstance(config, WalkConfig):
         raise TypeError(f"config must be a WalkConfig, got {type(config).__name__}")
-    if runtime is None:
-        runtime = Runtime()
-    elif not isinstance(runtime, Runtime):
-        raise TypeError(
-            f"runtime must be a diffusion.runtime.Runtime or None, got {type(runtime).__name__}"
-        )
+    runtime = check_runtime(runtime, Runtime())
     with numba_threads(runtime.threads):
         return run_or_load(runs, config, compute_walk, force=force)
 

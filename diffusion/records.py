@@ -62,6 +62,7 @@ __all__ = [
     "find_run",
     "measurement_file",
     "read_measurement",
+    "kept_measurement",
     "atomic_write_bytes",
     "atomic_write_json",
     "atomic_write_npz",
@@ -451,6 +452,39 @@ def read_measurement(path: Path | None) -> dict | None:
     return doc if isinstance(doc, dict) else None
 
 
+def kept_measurement(
+    run_dir: str | os.PathLike,
+    kind: str,
+    settings: Mapping[str, Any],
+    measure: Callable[[], Any],
+    from_doc: Callable[[dict | None], Any],
+) -> Any:
+    """A measurement of a finished run, read from where it is kept or measured and kept.
+
+    Parameters
+    ----------
+    run_dir : path
+        The run (a folder that is not a run keeps nothing; the measurement is then made).
+    kind, settings
+        Name the kept file (:func:`measurement_file`).
+    measure : callable
+        ``measure() -> result``; ``result.as_dict()`` and ``result.config`` are kept.
+    from_doc : callable
+        ``from_doc(doc) -> result or None``: the result back from a kept document (``None``
+        for no document or a malformed one, which is then measured again).
+    """
+    path = measurement_file(run_dir, kind, settings)
+    result = from_doc(read_measurement(path))
+    if result is not None:
+        return result
+    result = measure()
+    if path is not None:
+        atomic_write_json(
+            path, {"settings": dict(settings), "result": result.as_dict(), "config": result.config}
+        )
+    return result
+
+
 # ----------------------------------------------------------------------------- dispatch
 _RUNNERS: dict[type, Callable[..., Any]] = {}
 
@@ -534,12 +568,9 @@ def run(
         If no runner is registered for the configuration's type (the message lists those
         that are), or ``runtime`` is not a Runtime.
     """
-    from diffusion.runtime import Runtime
+    from diffusion.runtime import check_runtime
 
-    if runtime is not None and not isinstance(runtime, Runtime):
-        raise TypeError(
-            f"runtime must be a diffusion.runtime.Runtime or None, got {type(runtime).__name__}"
-        )
+    check_runtime(runtime)
     fn = next((_RUNNERS[c] for c in type(config).__mro__ if c in _RUNNERS), None)
     if fn is None:
         known = sorted(f"{c.__module__}.{c.__qualname__}" for c in _RUNNERS)

@@ -32,7 +32,7 @@ from pathlib import Path
 
 from diffusion.validation import check_bool, check_choice, check_int, check_real
 
-__all__ = ["Runtime", "DEVICES"]
+__all__ = ["Runtime", "DEVICES", "check_runtime"]
 
 DEVICES = ("auto", "cpu", "cuda")
 """Accepted values of :attr:`Runtime.device`."""
@@ -101,3 +101,20 @@ class Runtime:
                 f"got {interval!r}"
             ) from None
         object.__setattr__(self, "checkpoint_interval_s", interval)
+
+
+def check_runtime(runtime: object, default: Runtime | None = None) -> Runtime | None:
+    """A runner's ``runtime`` argument: itself if a :class:`Runtime`, ``default`` if ``None``.
+
+    Raises
+    ------
+    TypeError
+        When ``runtime`` is neither ``None`` nor a :class:`Runtime`.
+    """
+    if runtime is None:
+        return default
+    if not isinstance(runtime, Runtime):
+        raise TypeError(
+            f"runtime must be a diffusion.runtime.Runtime or None, got {type(runtime).__name__}"
+        )
+    return runtime

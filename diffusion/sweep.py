@@ -51,7 +51,7 @@ import numpy as np
 from diffusion.experiments import METHODS, POTENTIALS, WalkConfig, run_walk
 from diffusion.metrics import Trace
 from diffusion.records import Run, find_run, load_run, register_runner, run_or_load
-from diffusion.runtime import Runtime
+from diffusion.runtime import Runtime, check_runtime
 from diffusion.validation import check_int
 
 __all__ = [
@@ -317,12 +317,7 @@ def run_walk_sweep(
     """
     if not isinstance(config, WalkSweepConfig):
         raise TypeError(f"config must be a WalkSweepConfig, got {type(config).__name__}")
-    if runtime is None:
-        runtime = Runtime(progress=False)
-    elif not isinstance(runtime, Runtime):
-        raise TypeError(
-            f"runtime must be a diffusion.runtime.Runtime or None, got {type(runtime).__name__}"
-        )
+    runtime = check_runtime(runtime, Runtime(progress=False))
 
     def compute(cfg: WalkSweepConfig) -> tuple[dict, dict]:
         return aggregate(cfg.seeds, walk_children(cfg, runs, runtime))

@@ -23,7 +23,7 @@ from typing import ClassVar
 import numpy as np
 
 from diffusion.records import Run, register_runner, run_or_load
-from diffusion.runtime import Runtime
+from diffusion.runtime import Runtime, check_runtime
 from separable.data import Dataset, fig1, fig3, file_digest, load, random_separable
 from separable.losses import LOSSES
 from separable.optim import METHODS, OptimResult, make_optimizer, optimize
@@ -287,10 +287,7 @@ def run_optimizer(
     """
     if not isinstance(config, SeparableRunConfig):
         raise TypeError(f"config must be a SeparableRunConfig, got {type(config).__name__}")
-    if runtime is not None and not isinstance(runtime, Runtime):
-        raise TypeError(
-            f"runtime must be a diffusion.runtime.Runtime or None, got {type(runtime).__name__}"
-        )
+    check_runtime(runtime)  # nothing of it applies to a single-threaded optimiser run
     return run_or_load(runs, config, _compute, force=force)
 
 
