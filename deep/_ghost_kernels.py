@@ -1,7 +1,7 @@
 """Compiled (numba) forward and backward of ghost batch norm on 2-D CPU activations.
 
-Ghost batch ``j`` holds rows ``starts[j]:starts[j + 1]`` of an ``(N, C)`` activation. Each
-kernel works through one ghost batch at a time, so that its rows (``g x C`` values, a few
+Ghost batch ``j`` holds rows ``starts[j]:starts[j + 1]`` of an ``(N, C)`` activation. The
+kernels work through one ghost batch at a time, so that its rows (``g x C`` values, a few
 hundred kB) stay in cache between the passes over them: the activation is read from memory
 once per direction, where ``torch.batch_norm`` on the whole batch reads it several times, and
 no call is made per ghost batch. The inner loops run over the contiguous channel axis in the
@@ -17,28 +17,266 @@ Formulas, per ghost batch of ``n`` rows and channel ``c`` (``xhat = (x - mean) i
 * backward: ``db = sum dy``, ``dw = sum dy xhat``,
   ``dx = w invstd (dy - db / n - xhat dw / n)``.
 
-The kernels run on one thread (and release the GIL). Sharing the ghost batches among threads
-was measured and dropped: on 2 cores it equalled batch norm's two threads only when nothing
-else ran, and lost to one thread inside a training step, where the threads of the preceding
-matrix product still spin when the ghost batch norm starts.
+Threads. Ghost batches are independent, so threads share them out: each thread claims the
+next unclaimed ghost batch with an atomic counter until none is left. With ``threads > 1``
+the work runs on torch's own OpenMP team (:mod:`deep._torch_openmp`): the threads that just
+ran the matrix product, and are still spinning for more work, take the ghost batches. Every
+ghost batch is computed by the same code whichever thread takes it, so the result does not
+depend on the number of threads (bit for bit). Without torch's OpenMP runtime the kernels run
+on the calling thread.
 """
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
-from numba import njit
+from numba import carray, cfunc, njit, types
+from numba.core import cgutils
+from numba.extending import intrinsic
+
+from ._torch_openmp import torch_team
 
 __all__ = ["ghost_forward", "ghost_backward"]
 
 
+# ----------------------------------------------------------------------------- primitives
+@intrinsic
+def _claim(typingctx, counters, index):
+    """Atomically add 1 to ``counters[index]``; the value before (the claimed number)."""
+    sig = types.int64(counters, types.intp)
+
+    def codegen(context, builder, signature, args):
+        array_type = signature.args[0]
+        array = context.make_array(array_type)(context, builder, args[0])
+        pointer = cgutils.get_item_pointer(context, builder, array_type, array, [args[1]])
+        one = context.get_constant(types.int64, 1)
+        return builder.atomic_rmw("add", pointer, one, "monotonic")
+
+    return sig, codegen
+
+
+@intrinsic
+def _address(typingctx, value):
+    """The int64 ``value`` as a ``void *`` (for :func:`numba.carray`)."""
+    sig = types.voidptr(types.int64)
+
+    def codegen(context, builder, signature, args):
+        return builder.inttoptr(args[0], context.get_value_type(types.voidptr))
+
+    return sig, codegen
+
+
+# ----------------------------------------------------------------------------- one ghost batch
 @njit(cache=True, nogil=True)
-def ghost_forward(x, weight, bias, starts, eps, y, mean, invstd, var_unbiased):
+def _forward_rows(x, weight, bias, r0, r1, eps, y, mean, invstd, var_unbiased, work):
+    """Normalise rows ``r0:r1`` (one ghost batch); write its statistic rows (float64)."""
+    n_channels = x.shape[1]
+    n = r1 - r0
+    origin, total, squares, centre, scale = work[0], work[1], work[2], work[3], work[4]
+    for c in range(n_channels):
+        origin[c] = x[r0, c]
+        total[c] = 0
+        squares[c] = 0
+    for r in range(r0, r1):
+        for c in range(n_channels):
+            d = x[r, c] - origin[c]
+            total[c] += d
+            squares[c] += d * d
+    for c in range(n_channels):
+        shift = np.float64(total[c]) / n
+        var = max(np.float64(squares[c]) / n - shift * shift, 0.0)
+        mean[c] = np.float64(origin[c]) + shift
+        var_unbiased[c] = var * n / (n - 1) if n > 1 else var
+        invstd[c] = 1.0 / np.sqrt(var + eps)
+        centre[c] = mean[c]
+        scale[c] = invstd[c] * weight[c]
+    for r in range(r0, r1):
+        for c in range(n_channels):
+            y[r, c] = (x[r, c] - centre[c]) * scale[c] + bias[c]
+
+
+@njit(cache=True, nogil=True)
+def _backward_rows(dy, x, weight, r0, r1, mean, invstd, dx, dweight, dbias, work):
+    """Input gradient of rows ``r0:r1`` (one ghost batch); its parameter-gradient rows."""
+    n_channels = x.shape[1]
+    n = r1 - r0
+    sum_dy, sum_dy_dev, centre, a, b, const = work[0], work[1], work[2], work[3], work[4], work[5]
+    for c in range(n_channels):
+        sum_dy[c] = 0
+        sum_dy_dev[c] = 0
+        centre[c] = mean[c]
+    for r in range(r0, r1):
+        for c in range(n_channels):
+            g = dy[r, c]
+            sum_dy[c] += g
+            sum_dy_dev[c] += g * (x[r, c] - centre[c])
+    for c in range(n_channels):
+        s = invstd[c]
+        dbias[c] = sum_dy[c]
+        dweight[c] = sum_dy_dev[c] * s
+        # dx = a dy + b (x - mean) + const, with const = -a sum_dy / n
+        a[c] = weight[c] * s
+        b[c] = -weight[c] * s * s * s * sum_dy_dev[c] / n
+        const[c] = -weight[c] * s * sum_dy[c] / n
+    for r in range(r0, r1):
+        for c in range(n_channels):
+            dx[r, c] = a[c] * dy[r, c] + b[c] * (x[r, c] - centre[c]) + const[c]
+
+
+# ----------------------------------------------------------------------------- claiming loops
+@njit(cache=True, nogil=True)
+def _forward_claimed(x, weight, bias, starts, eps, y, mean, invstd, var_unbiased, counter):
+    """Claim ghost batches from ``counter`` and normalise them until none is left."""
+    work = np.empty((5, x.shape[1]), x.dtype)
+    k = starts.size - 1
+    while True:
+        j = _claim(counter, 0)
+        if j >= k:
+            return
+        _forward_rows(
+            x, weight, bias, starts[j], starts[j + 1], eps,
+            y, mean[j], invstd[j], var_unbiased[j], work,
+        )  # fmt: skip
+
+
+@njit(cache=True, nogil=True)
+def _backward_claimed(dy, x, weight, starts, mean, invstd, dx, dweight, dbias, counter):
+    """Claim ghost batches from ``counter`` and differentiate them until none is left."""
+    work = np.empty((6, x.shape[1]), x.dtype)
+    k = starts.size - 1
+    while True:
+        j = _claim(counter, 0)
+        if j >= k:
+            return
+        _backward_rows(
+            dy, x, weight, starts[j], starts[j + 1], mean[j], invstd[j],
+            dx, dweight[j], dbias[j], work,
+        )  # fmt: skip
+
+
+# ----------------------------------------------------------------------------- team callbacks
+# A callback receives one int64 block: the sizes, the claim counter (the claiming loops count
+# on ``counter[0]``, here the block's word _COUNTER), eps (as float64 bits) and the address of
+# every array, in the order of _FORWARD_ARRAYS or _BACKWARD_ARRAYS.
+_N, _C, _K, _COUNTER, _EPS = range(5)
+_FORWARD_ARRAYS = ("x", "weight", "bias", "starts", "y", "mean", "invstd", "var_unbiased")
+_BACKWARD_ARRAYS = ("dy", "x", "weight", "starts", "mean", "invstd", "dx", "dweight", "dbias")
+_HEAD = 5
+
+
+@njit(cache=True, nogil=True)
+def _forward_from_block(data, dtype):
+    h = carray(data, (_HEAD + 8,), np.int64)
+    n, c, k = h[_N], h[_C], h[_K]
+    eps = carray(data, (_HEAD,), np.float64)[_EPS]
+    _forward_claimed(
+        carray(_address(h[_HEAD]), (n, c), dtype),
+        carray(_address(h[_HEAD + 1]), (c,), dtype),
+        carray(_address(h[_HEAD + 2]), (c,), dtype),
+        carray(_address(h[_HEAD + 3]), (k + 1,), np.int64),
+        eps,
+        carray(_address(h[_HEAD + 4]), (n, c), dtype),
+        carray(_address(h[_HEAD + 5]), (k, c), np.float64),
+        carray(_address(h[_HEAD + 6]), (k, c), np.float64),
+        carray(_address(h[_HEAD + 7]), (k, c), np.float64),
+        h[_COUNTER:],
+    )
+
+
+@njit(cache=True, nogil=True)
+def _backward_from_block(data, dtype):
+    h = carray(data, (_HEAD + 9,), np.int64)
+    n, c, k = h[_N], h[_C], h[_K]
+    _backward_claimed(
+        carray(_address(h[_HEAD]), (n, c), dtype),
+        carray(_address(h[_HEAD + 1]), (n, c), dtype),
+        carray(_address(h[_HEAD + 2]), (c,), dtype),
+        carray(_address(h[_HEAD + 3]), (k + 1,), np.int64),
+        carray(_address(h[_HEAD + 4]), (k, c), np.float64),
+        carray(_address(h[_HEAD + 5]), (k, c), np.float64),
+        carray(_address(h[_HEAD + 6]), (n, c), dtype),
+        carray(_address(h[_HEAD + 7]), (k, c), np.float64),
+        carray(_address(h[_HEAD + 8]), (k, c), np.float64),
+        h[_COUNTER:],
+    )
+
+
+@functools.cache
+def _callbacks() -> dict[tuple[str, type], int]:
+    """Addresses of the four ``void (*)(void *)`` callbacks (compiled on first use)."""
+    signature = types.void(types.voidptr)
+
+    @cfunc(signature, nogil=True, cache=True)
+    def forward_f32(data):
+        _forward_from_block(data, np.float32)
+
+    @cfunc(signature, nogil=True, cache=True)
+    def forward_f64(data):
+        _forward_from_block(data, np.float64)
+
+    @cfunc(signature, nogil=True, cache=True)
+    def backward_f32(data):
+        _backward_from_block(data, np.float32)
+
+    @cfunc(signature, nogil=True, cache=True)
+    def backward_f64(data):
+        _backward_from_block(data, np.float64)
+
+    return {
+        ("forward", np.float32): forward_f32.address,
+        ("forward", np.float64): forward_f64.address,
+        ("backward", np.float32): backward_f32.address,
+        ("backward", np.float64): backward_f64.address,
+    }
+
+
+def _run(direction: str, arrays: dict[str, np.ndarray], eps: float, threads: int) -> None:
+    """Run ``direction`` over all ghost batches: on torch's team, or on this thread."""
+    counter = np.zeros(1, np.int64)
+    starts = arrays["starts"]
+    k = starts.size - 1
+    team = torch_team() if threads > 1 and k > 1 else None
+    if team is None:
+        if direction == "forward":
+            _forward_claimed(*(arrays[name] for name in _FORWARD_ARRAYS[:4]), eps,
+                             *(arrays[name] for name in _FORWARD_ARRAYS[4:]), counter)  # fmt: skip
+        else:
+            _backward_claimed(*(arrays[name] for name in _BACKWARD_ARRAYS), counter)
+        return
+    names = _FORWARD_ARRAYS if direction == "forward" else _BACKWARD_ARRAYS
+    x = arrays["x"]
+    block = np.zeros(_HEAD + len(names), np.int64)
+    block[_N], block[_C], block[_K] = x.shape[0], x.shape[1], k
+    block[_EPS : _EPS + 1].view(np.float64)[0] = eps
+    for i, name in enumerate(names):
+        block[_HEAD + i] = arrays[name].ctypes.data
+    team.run(_callbacks()[direction, x.dtype.type], block.ctypes.data, min(threads, k))
+
+
+def _checked(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The arrays, after checking the layout the compiled code relies on."""
+    x = arrays["x"]
+    for name, a in arrays.items():
+        if not a.flags.c_contiguous:
+            raise ValueError(f"{name} must be C-contiguous")
+        want = np.int64 if name == "starts" else None
+        if want is not None and a.dtype != want:
+            raise ValueError(f"{name} must be int64, got {a.dtype}")
+    if x.dtype not in (np.float32, np.float64):
+        raise ValueError(f"x must be float32 or float64, got {x.dtype}")
+    return arrays
+
+
+def ghost_forward(
+    x, weight, bias, starts, eps, y, mean, invstd, var_unbiased, threads: int = 1
+) -> None:
     """Normalise each ghost batch of ``x`` into ``y``; write its statistics (float64 rows).
 
     Parameters
     ----------
     x, y : numpy.ndarray, shape (N, C)
-        Activation and output (C-contiguous, same dtype).
+        Activation and output (C-contiguous, same dtype: float32 or float64).
     weight, bias : numpy.ndarray, shape (C,)
         Affine parameters (ones and zeros without them), in the activation's dtype.
     starts : numpy.ndarray of int64, shape (k + 1,)
@@ -47,41 +285,16 @@ def ghost_forward(x, weight, bias, starts, eps, y, mean, invstd, var_unbiased):
         Added to the variance.
     mean, invstd, var_unbiased : numpy.ndarray of float64, shape (k, C)
         Written: each ghost batch's mean, ``1 / sqrt(var + eps)`` and unbiased variance.
+    threads : int
+        Threads of torch's OpenMP team to share the ghost batches among (1: this thread).
     """
-    n_channels = x.shape[1]
-    zero = x[0, 0] * 0  # in the activation's dtype
-    origin = np.empty(n_channels, x.dtype)
-    total = np.empty(n_channels, x.dtype)
-    squares = np.empty(n_channels, x.dtype)
-    centre = np.empty(n_channels, x.dtype)
-    scale = np.empty(n_channels, x.dtype)
-    for j in range(starts.size - 1):
-        r0, r1 = starts[j], starts[j + 1]
-        n = r1 - r0
-        for c in range(n_channels):
-            origin[c] = x[r0, c]
-            total[c] = zero
-            squares[c] = zero
-        for r in range(r0, r1):
-            for c in range(n_channels):
-                d = x[r, c] - origin[c]
-                total[c] += d
-                squares[c] += d * d
-        for c in range(n_channels):
-            shift = np.float64(total[c]) / n
-            var = max(np.float64(squares[c]) / n - shift * shift, 0.0)
-            mean[j, c] = np.float64(origin[c]) + shift
-            var_unbiased[j, c] = var * n / (n - 1) if n > 1 else var
-            invstd[j, c] = 1.0 / np.sqrt(var + eps)
-            centre[c] = mean[j, c]
-            scale[c] = invstd[j, c] * weight[c]
-        for r in range(r0, r1):
-            for c in range(n_channels):
-                y[r, c] = (x[r, c] - centre[c]) * scale[c] + bias[c]
+    arrays = dict(zip(_FORWARD_ARRAYS, (x, weight, bias, starts, y, mean, invstd, var_unbiased)))
+    _run("forward", _checked(arrays), float(eps), threads)
 
 
-@njit(cache=True, nogil=True)
-def ghost_backward(dy, x, weight, starts, mean, invstd, dx, dweight, dbias):
+def ghost_backward(
+    dy, x, weight, starts, mean, invstd, dx, dweight, dbias, threads: int = 1
+) -> None:
     """Input gradient of :func:`ghost_forward` into ``dx``; per-ghost parameter gradients.
 
     Parameters
@@ -96,35 +309,8 @@ def ghost_backward(dy, x, weight, starts, mean, invstd, dx, dweight, dbias):
         The forward's statistics.
     dweight, dbias : numpy.ndarray of float64, shape (k, C)
         Written: ``sum dy xhat`` and ``sum dy`` of each ghost batch (sum the rows).
+    threads : int
+        As in :func:`ghost_forward`.
     """
-    n_channels = x.shape[1]
-    zero = x[0, 0] * 0
-    sum_dy = np.empty(n_channels, x.dtype)
-    sum_dy_dev = np.empty(n_channels, x.dtype)
-    centre = np.empty(n_channels, x.dtype)
-    a = np.empty(n_channels, x.dtype)
-    b = np.empty(n_channels, x.dtype)
-    const = np.empty(n_channels, x.dtype)
-    for j in range(starts.size - 1):
-        r0, r1 = starts[j], starts[j + 1]
-        n = r1 - r0
-        for c in range(n_channels):
-            sum_dy[c] = zero
-            sum_dy_dev[c] = zero
-            centre[c] = mean[j, c]
-        for r in range(r0, r1):
-            for c in range(n_channels):
-                g = dy[r, c]
-                sum_dy[c] += g
-                sum_dy_dev[c] += g * (x[r, c] - centre[c])
-        for c in range(n_channels):
-            s = invstd[j, c]
-            dbias[j, c] = sum_dy[c]
-            dweight[j, c] = sum_dy_dev[c] * s
-            # dx = a dy + b (x - mean) + const, with const = -a sum_dy / n
-            a[c] = weight[c] * s
-            b[c] = -weight[c] * s * s * s * sum_dy_dev[c] / n
-            const[c] = -weight[c] * s * sum_dy[c] / n
-        for r in range(r0, r1):
-            for c in range(n_channels):
-                dx[r, c] = a[c] * dy[r, c] + b[c] * (x[r, c] - centre[c]) + const[c]
+    arrays = dict(zip(_BACKWARD_ARRAYS, (dy, x, weight, starts, mean, invstd, dx, dweight, dbias)))
+    _run("backward", _checked(arrays), 0.0, threads)

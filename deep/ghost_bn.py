@@ -37,10 +37,10 @@ gradient (backward), and the ghost batch's mean and unbiased variance into a scr
 saves the concatenation copy, one autograd node per chunk and the split of the gradient.
 ``"fused"`` (2-D float CPU activations, the fully connected layers) does the same work in
 two compiled kernels (:mod:`deep._ghost_kernels`): no per-ghost call overhead, each ghost
-batch read from memory once per direction while it sits in cache, on one thread. Against one
-plain batch norm over the whole batch on one thread it is as fast; with two threads the
-native batch norm is faster (``benchmarks/bench_deep.py``). Inputs it does not cover take the
-loop. On a GPU the loop
+batch read from memory once per direction while it sits in cache, the ghost batches shared
+among torch's own OpenMP threads (the result is the same, bit for bit, on any number of
+threads). It is about as fast as one plain batch norm over the whole batch, on one thread or
+two (``benchmarks/bench_deep.py``). Inputs it does not cover take the loop. On a GPU the loop
 launches ``k`` small kernels per layer, which the reshape (``"vectorized"``:
 ``(k, g, C, ...)`` reduced with tensor ops) removes. ``"auto"`` picks ``"fused"`` for 2-D CPU
 inputs, ``"loop"`` for other CPU inputs and ``"vectorized"`` on CUDA;
@@ -182,6 +182,7 @@ class _GhostFused(torch.autograd.Function):
         ghost_forward(
             x.detach().numpy(), w.numpy(), b.numpy(), starts, eps,
             y.numpy(), mean.numpy(), invstd.numpy(), variances.numpy(),
+            threads=torch.get_num_threads(),
         )  # fmt: skip
         ctx.save_for_backward(x, w, mean, invstd)
         ctx.starts, ctx.affine = starts, weight is not None
@@ -199,6 +200,7 @@ class _GhostFused(torch.autograd.Function):
             dy.detach().numpy(), x.detach().numpy(), w.numpy(), ctx.starts,
             mean.detach().numpy(), invstd.numpy(),
             dx.numpy(), dw.numpy(), db.numpy(),
+            threads=torch.get_num_threads(),
         )  # fmt: skip
         if not ctx.affine:
             return dx, None, None, None, None

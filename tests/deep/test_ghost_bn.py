@@ -323,7 +323,9 @@ def test_auto_picks_the_fused_kernels_for_2d_cpu_inputs_and_they_match_float64(m
 
     calls = []
     original = module.ghost_forward
-    monkeypatch.setattr(module, "ghost_forward", lambda *a: calls.append(1) or original(*a))
+    monkeypatch.setattr(
+        module, "ghost_forward", lambda *a, **kw: calls.append(1) or original(*a, **kw)
+    )
     layer = GhostBatchNorm1d(6, 50, dtype=torch.float64)
     with torch.no_grad():
         layer.weight.uniform_(0.5, 1.5)
