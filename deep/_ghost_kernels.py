@@ -233,38 +233,54 @@ def _callbacks() -> dict[tuple[str, type], int]:
 
 def _run(direction: str, arrays: dict[str, np.ndarray], eps: float, threads: int) -> None:
     """Run ``direction`` over all ghost batches: on torch's team, or on this thread."""
-    counter = np.zeros(1, np.int64)
-    starts = arrays["starts"]
-    k = starts.size - 1
+    x, k = arrays["x"], arrays["starts"].size - 1
     team = torch_team() if threads > 1 and k > 1 else None
     if team is None:
+        counter = np.zeros(1, np.int64)
         if direction == "forward":
-            _forward_claimed(*(arrays[name] for name in _FORWARD_ARRAYS[:4]), eps,
-                             *(arrays[name] for name in _FORWARD_ARRAYS[4:]), counter)  # fmt: skip
+            a = arrays
+            _forward_claimed(
+                a["x"], a["weight"], a["bias"], a["starts"], eps,
+                a["y"], a["mean"], a["invstd"], a["var_unbiased"], counter,
+            )  # fmt: skip
         else:
-            _backward_claimed(*(arrays[name] for name in _BACKWARD_ARRAYS), counter)
+            _backward_claimed(*arrays.values(), counter)
         return
-    names = _FORWARD_ARRAYS if direction == "forward" else _BACKWARD_ARRAYS
-    x = arrays["x"]
-    block = np.zeros(_HEAD + len(names), np.int64)
+    block = np.zeros(_HEAD + len(arrays), np.int64)
     block[_N], block[_C], block[_K] = x.shape[0], x.shape[1], k
     block[_EPS : _EPS + 1].view(np.float64)[0] = eps
-    for i, name in enumerate(names):
-        block[_HEAD + i] = arrays[name].ctypes.data
+    block[_HEAD:] = [a.ctypes.data for a in arrays.values()]
     team.run(_callbacks()[direction, x.dtype.type], block.ctypes.data, min(threads, k))
 
 
-def _checked(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """The arrays, after checking the layout the compiled code relies on."""
-    x = arrays["x"]
+def _checked(names: tuple[str, ...], values: tuple) -> dict[str, np.ndarray]:
+    """The arrays by name, in ``names``' order, after checking every shape, dtype and layout
+    the compiled code relies on (the team's callbacks rebuild the arrays from their
+    addresses, so nothing else would catch a mismatch)."""
+    arrays = dict(zip(names, values, strict=True))
+    x, starts = arrays["x"], arrays["starts"]
+    if x.ndim != 2 or x.dtype not in (np.float32, np.float64):
+        raise ValueError(f"x must be a 2-D float32 or float64 array, got {x.dtype} {x.shape}")
+    n, c = x.shape
+    k = starts.size - 1
+    if (
+        starts.dtype != np.int64
+        or starts.ndim != 1
+        or k < 1
+        or starts[0] != 0
+        or starts[-1] != n
+        or np.any(np.diff(starts) < 1)
+    ):
+        raise ValueError(f"starts must rise from 0 to {n} in int64 steps of at least 1")
+    want = {"weight": ((c,), x.dtype), "bias": ((c,), x.dtype), "starts": ((k + 1,), np.int64)}
+    want.update({name: ((n, c), x.dtype) for name in ("x", "y", "dy", "dx")})
     for name, a in arrays.items():
-        if not a.flags.c_contiguous:
-            raise ValueError(f"{name} must be C-contiguous")
-        want = np.int64 if name == "starts" else None
-        if want is not None and a.dtype != want:
-            raise ValueError(f"{name} must be int64, got {a.dtype}")
-    if x.dtype not in (np.float32, np.float64):
-        raise ValueError(f"x must be float32 or float64, got {x.dtype}")
+        shape, dtype = want.get(name, ((k, c), np.float64))  # the per-ghost float64 rows
+        if a.shape != shape or a.dtype != dtype or not a.flags.c_contiguous:
+            raise ValueError(
+                f"{name} must be a C-contiguous {np.dtype(dtype)} array of shape {shape}, "
+                f"got {a.dtype} {a.shape}"
+            )
     return arrays
 
 
@@ -288,8 +304,8 @@ def ghost_forward(
     threads : int
         Threads of torch's OpenMP team to share the ghost batches among (1: this thread).
     """
-    arrays = dict(zip(_FORWARD_ARRAYS, (x, weight, bias, starts, y, mean, invstd, var_unbiased)))
-    _run("forward", _checked(arrays), float(eps), threads)
+    values = (x, weight, bias, starts, y, mean, invstd, var_unbiased)
+    _run("forward", _checked(_FORWARD_ARRAYS, values), float(eps), threads)
 
 
 def ghost_backward(
@@ -312,5 +328,5 @@ def ghost_backward(
     threads : int
         As in :func:`ghost_forward`.
     """
-    arrays = dict(zip(_BACKWARD_ARRAYS, (dy, x, weight, starts, mean, invstd, dx, dweight, dbias)))
-    _run("backward", _checked(arrays), 0.0, threads)
+    values = (dy, x, weight, starts, mean, invstd, dx, dweight, dbias)
+    _run("backward", _checked(_BACKWARD_ARRAYS, values), 0.0, threads)

@@ -164,3 +164,25 @@ def test_a_forked_child_does_not_use_the_parents_team():
         assert queue.get(timeout=60) is True
     finally:
         child.join(timeout=60)
+
+
+def test_the_kernels_refuse_arrays_they_would_misread():
+    """The team's callbacks rebuild every array from its address and x's shape, so each
+    argument's shape, dtype and layout is checked first, with the argument named."""
+    x, dy, w, b, starts = _case(np.float32, seed=2)
+    k, c = starts.size - 1, x.shape[1]
+    stats = [np.empty((k, c)) for _ in range(3)]
+    good = dict(x=x, weight=w, bias=b, starts=starts, eps=1e-5, y=np.empty_like(x))
+    bad_cases = {
+        "y": dict(y=np.empty((x.shape[0] - 1, c), np.float32)),
+        "weight": dict(weight=w.astype(np.float64)),
+        "x": dict(x=np.asfortranarray(x)),
+        "starts": dict(starts=starts[::-1].copy()),
+    }
+    for name, change in bad_cases.items():
+        args = {**good, **change}
+        with pytest.raises(ValueError, match=name):
+            ghost_forward(*args.values(), *stats, threads=2)
+    with pytest.raises(ValueError, match="mean"):
+        ghost_backward(dy, x, w, starts, np.empty((k, c), np.float32), stats[1],
+                       np.empty_like(x), *stats[1:], threads=2)  # fmt: skip
