@@ -32,39 +32,10 @@ import functools
 
 import numpy as np
 from numba import carray, cfunc, njit, types
-from numba.core import cgutils
-from numba.extending import intrinsic
 
-from ._torch_openmp import torch_team
+from ._torch_openmp import address, claim, torch_team
 
 __all__ = ["ghost_forward", "ghost_backward"]
-
-
-# ----------------------------------------------------------------------------- primitives
-@intrinsic
-def _claim(typingctx, counters, index):
-    """Atomically add 1 to ``counters[index]``; the value before (the claimed number)."""
-    sig = types.int64(counters, types.intp)
-
-    def codegen(context, builder, signature, args):
-        array_type = signature.args[0]
-        array = context.make_array(array_type)(context, builder, args[0])
-        pointer = cgutils.get_item_pointer(context, builder, array_type, array, [args[1]])
-        one = context.get_constant(types.int64, 1)
-        return builder.atomic_rmw("add", pointer, one, "monotonic")
-
-    return sig, codegen
-
-
-@intrinsic
-def _address(typingctx, value):
-    """The int64 ``value`` as a ``void *`` (for :func:`numba.carray`)."""
-    sig = types.voidptr(types.int64)
-
-    def codegen(context, builder, signature, args):
-        return builder.inttoptr(args[0], context.get_value_type(types.voidptr))
-
-    return sig, codegen
 
 
 # ----------------------------------------------------------------------------- one ghost batch
@@ -131,7 +102,7 @@ def _forward_claimed(x, weight, bias, starts, eps, y, mean, invstd, var_unbiased
     work = np.empty((5, x.shape[1]), x.dtype)
     k = starts.size - 1
     while True:
-        j = _claim(counter, 0)
+        j = claim(counter, 0)
         if j >= k:
             return
         _forward_rows(
@@ -146,7 +117,7 @@ def _backward_claimed(dy, x, weight, starts, mean, invstd, dx, dweight, dbias, c
     work = np.empty((6, x.shape[1]), x.dtype)
     k = starts.size - 1
     while True:
-        j = _claim(counter, 0)
+        j = claim(counter, 0)
         if j >= k:
             return
         _backward_rows(
@@ -171,15 +142,15 @@ def _forward_from_block(data, dtype):
     n, c, k = h[_N], h[_C], h[_K]
     eps = carray(data, (_HEAD,), np.float64)[_EPS]
     _forward_claimed(
-        carray(_address(h[_HEAD]), (n, c), dtype),
-        carray(_address(h[_HEAD + 1]), (c,), dtype),
-        carray(_address(h[_HEAD + 2]), (c,), dtype),
-        carray(_address(h[_HEAD + 3]), (k + 1,), np.int64),
+        carray(address(h[_HEAD]), (n, c), dtype),
+        carray(address(h[_HEAD + 1]), (c,), dtype),
+        carray(address(h[_HEAD + 2]), (c,), dtype),
+        carray(address(h[_HEAD + 3]), (k + 1,), np.int64),
         eps,
-        carray(_address(h[_HEAD + 4]), (n, c), dtype),
-        carray(_address(h[_HEAD + 5]), (k, c), np.float64),
-        carray(_address(h[_HEAD + 6]), (k, c), np.float64),
-        carray(_address(h[_HEAD + 7]), (k, c), np.float64),
+        carray(address(h[_HEAD + 4]), (n, c), dtype),
+        carray(address(h[_HEAD + 5]), (k, c), np.float64),
+        carray(address(h[_HEAD + 6]), (k, c), np.float64),
+        carray(address(h[_HEAD + 7]), (k, c), np.float64),
         h[_COUNTER:],
     )
 
@@ -189,15 +160,15 @@ def _backward_from_block(data, dtype):
     h = carray(data, (_HEAD + 9,), np.int64)
     n, c, k = h[_N], h[_C], h[_K]
     _backward_claimed(
-        carray(_address(h[_HEAD]), (n, c), dtype),
-        carray(_address(h[_HEAD + 1]), (n, c), dtype),
-        carray(_address(h[_HEAD + 2]), (c,), dtype),
-        carray(_address(h[_HEAD + 3]), (k + 1,), np.int64),
-        carray(_address(h[_HEAD + 4]), (k, c), np.float64),
-        carray(_address(h[_HEAD + 5]), (k, c), np.float64),
-        carray(_address(h[_HEAD + 6]), (n, c), dtype),
-        carray(_address(h[_HEAD + 7]), (k, c), np.float64),
-        carray(_address(h[_HEAD + 8]), (k, c), np.float64),
+        carray(address(h[_HEAD]), (n, c), dtype),
+        carray(address(h[_HEAD + 1]), (n, c), dtype),
+        carray(address(h[_HEAD + 2]), (c,), dtype),
+        carray(address(h[_HEAD + 3]), (k + 1,), np.int64),
+        carray(address(h[_HEAD + 4]), (k, c), np.float64),
+        carray(address(h[_HEAD + 5]), (k, c), np.float64),
+        carray(address(h[_HEAD + 6]), (n, c), dtype),
+        carray(address(h[_HEAD + 7]), (k, c), np.float64),
+        carray(address(h[_HEAD + 8]), (k, c), np.float64),
         h[_COUNTER:],
     )
 

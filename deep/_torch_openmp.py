@@ -14,6 +14,11 @@ a second copy), checked to be the one torch drives by setting torch's thread cou
 reading it back from the library. Where it cannot be found (another parallel backend, a
 platform without it, a forked child process) it returns ``None`` and callers run on one
 thread.
+
+A callback is a numba ``cfunc`` of signature ``void(voidptr)``; every thread of the team
+receives the same pointer, so the work is shared out inside: each thread takes the next
+piece with :func:`claim` from a counter until none is left, and :func:`address` turns the
+addresses passed in the block into pointers for :func:`numba.carray`.
 """
 
 from __future__ import annotations
@@ -24,8 +29,11 @@ import glob
 import os
 
 import torch
+from numba import types
+from numba.core import cgutils
+from numba.extending import intrinsic
 
-__all__ = ["OpenMPTeam", "torch_team"]
+__all__ = ["OpenMPTeam", "torch_team", "claim", "address"]
 
 _LIBRARY_PREFIXES = ("libgomp", "libomp", "libiomp5")
 _forked = False  # set in a child made by fork: its runtime's worker threads are gone
@@ -128,3 +136,31 @@ def torch_team() -> OpenMPTeam | None:
     workers, look it up afresh).
     """
     return None if _forked else _find_team()
+
+
+# ----------------------------------------------------------------------------- for callbacks
+@intrinsic
+def claim(typingctx, counters, index):
+    """Atomically add 1 to ``counters[index]`` (int64); the value before, i.e. the number
+    claimed. For compiled code only."""
+    sig = types.int64(counters, types.intp)
+
+    def codegen(context, builder, signature, args):
+        array_type = signature.args[0]
+        array = context.make_array(array_type)(context, builder, args[0])
+        pointer = cgutils.get_item_pointer(context, builder, array_type, array, [args[1]])
+        one = context.get_constant(types.int64, 1)
+        return builder.atomic_rmw("add", pointer, one, "monotonic")
+
+    return sig, codegen
+
+
+@intrinsic
+def address(typingctx, value):
+    """The int64 ``value`` as a ``void *`` (for :func:`numba.carray`). For compiled code only."""
+    sig = types.voidptr(types.int64)
+
+    def codegen(context, builder, signature, args):
+        return builder.inttoptr(args[0], context.get_value_type(types.voidptr))
+
+    return sig, codegen

@@ -63,6 +63,7 @@ __all__ = [
     "measurement_file",
     "read_measurement",
     "kept_measurement",
+    "atomic_write_with",
     "atomic_write_bytes",
     "atomic_write_json",
     "atomic_write_npz",
@@ -208,14 +209,18 @@ def _umask() -> int:
     return mask
 
 
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
-    """Write ``data`` to ``path`` atomically: a temporary file in the same folder, fsync, rename."""
+def atomic_write_with(path: str | os.PathLike, write: Callable[[io.BufferedWriter], Any]) -> Path:
+    """Create ``path`` atomically with ``write(file)``: a temporary file in the same folder,
+    written, fsynced, then renamed over ``path``; nothing is left behind if ``write`` fails.
+
+    For serialisers that stream into a file (``torch.save``), without a copy in memory first.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
+            write(fh)
             fh.flush()
             os.fsync(fh.fileno())
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual permissions
@@ -229,6 +234,14 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     return path
 
 
+def atomic_write_bytes(path: str | os.PathLike, data: bytes | memoryview) -> Path:
+    """Write ``data`` to ``path`` atomically (see :func:`atomic_write_with`).
+
+    ``data`` may be a memoryview (``io.BytesIO.getbuffer()``), which is written without a copy.
+    """
+    return atomic_write_with(path, lambda fh: fh.write(data))
+
+
 def atomic_write_json(path: str | os.PathLike, obj: Any) -> Path:
     """Write ``obj`` as indented JSON, atomically."""
     text = json.dumps(to_jsonable(obj, Path(path).name), indent=2, sort_keys=True, allow_nan=False)
@@ -239,7 +252,7 @@ def atomic_write_npz(path: str | os.PathLike, arrays: Mapping[str, np.ndarray]) 
     """Write a compressed ``.npz`` atomically (serialised in memory, then one atomic write)."""
     buf = io.BytesIO()
     np.savez_compressed(buf, **{k: np.asarray(v) for k, v in arrays.items()})
-    return atomic_write_bytes(path, buf.getvalue())
+    return atomic_write_bytes(path, buf.getbuffer())
 
 
 # ----------------------------------------------------------------------------- runs

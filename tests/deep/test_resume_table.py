@@ -40,11 +40,19 @@ SCRIPT = textwrap.dedent(f"""
     saved = []
     original = T.Recorder.save
 
-    def save(self, step, model, optimizer):
-        original(self, step, model, optimizer)
-        saved.append(step)
-        if len(saved) == {KILL_AT_SAVE}:
-            os.kill(os.getpid(), signal.SIGKILL)  # as a crash or a pre-emption
+    def save(self, step, model, optimizer, **options):
+        complete = original(self, step, model, optimizer, **options)
+
+        def finish():
+            complete()
+            saved.append(step)
+            if len(saved) == {KILL_AT_SAVE}:
+                os.kill(os.getpid(), signal.SIGKILL)  # as a crash or a pre-emption
+
+        if options.get("background"):
+            return finish
+        finish()
+        return lambda: None
 
     T.Recorder.save = save
     profile = dataclasses.replace(SMOKE, seeds=1)

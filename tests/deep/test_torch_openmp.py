@@ -11,7 +11,8 @@ import torch
 from numba import carray, cfunc, types
 
 import deep._torch_openmp as omp
-from deep._ghost_kernels import _claim, ghost_backward, ghost_forward
+from deep._ghost_kernels import ghost_backward, ghost_forward
+from deep._torch_openmp import claim
 from deep.ghost_bn import GhostBatchNorm1d
 
 OPENMP = "ATen parallel backend: OpenMP" in torch.__config__.parallel_info()
@@ -27,11 +28,11 @@ def _claim_all(data):
     then ticks ``data[1 + _CLAIMS]`` once (how many threads ran)."""
     block = carray(data, (_CLAIMS + 2,), np.int64)
     while True:
-        j = _claim(block, 0)
+        j = claim(block, 0)
         if j >= _CLAIMS:
             break
         block[1 + j] += 1
-    _claim(block, _CLAIMS + 1)
+    claim(block, _CLAIMS + 1)
 
 
 @needs_openmp

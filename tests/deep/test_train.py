@@ -333,18 +333,25 @@ RESUME_SCRIPT = textwrap.dedent("""
                       checkpoint_interval_s=float("inf"))
     mode, root = sys.argv[1], sys.argv[2]
     def die(step):
-        if mode == "kill" and step >= 8:
+        if (mode == "kill" and step >= 8) or (mode == "final" and step == 24):
             os.kill(os.getpid(), signal.SIGKILL)  # no clean-up, as a crash or a pre-emption
     train(cfg, root, runtime=runtime, on_checkpoint=die)
 """)
 
 
-def test_resume_after_kill_is_bitwise_identical(tmp_path):
+@pytest.mark.parametrize("mode, killed_at", [("kill", 8), ("final", 24)])
+def test_resume_after_kill_is_bitwise_identical(tmp_path, mode, killed_at):
+    """Killed after a mid-run checkpoint, or after the final one (written while the final row
+    is evaluated, before the run's records exist): the resumed run's records, weights and
+    momenta are those of an uninterrupted run, bit for bit.
+
+    Mutant caught: a resume from the final checkpoint that takes the run for finished and
+    skips the final row it does not hold."""
     script = tmp_path / "job.py"
     script.write_text(RESUME_SCRIPT)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     killed = subprocess.run(
-        [sys.executable, str(script), "kill", str(tmp_path / "a")],
+        [sys.executable, str(script), mode, str(tmp_path / "a")],
         env=env,
         capture_output=True,
         text=True,
@@ -352,12 +359,13 @@ def test_resume_after_kill_is_bitwise_identical(tmp_path):
     )
     assert killed.returncode == -signal.SIGKILL, killed.stderr
     folder_a = next((tmp_path / "a").iterdir())
-    assert load_checkpoint(folder_a)["step"] == 8 and not (folder_a / "summary.json").exists()
+    assert load_checkpoint(folder_a)["step"] == killed_at
+    assert not (folder_a / "summary.json").exists()
     namespace: dict = {}
     exec(compile(RESUME_SCRIPT.split("mode, root")[0], "job", "exec"), namespace)  # same config
     cfg, runtime = namespace["cfg"], namespace["runtime"]
     resumed = train(cfg, tmp_path / "a", runtime=runtime)  # picks up the dead process's checkpoint
-    assert resumed.summary["resumed_from"] == 8
+    assert resumed.summary["resumed_from"] == killed_at
     train(cfg, tmp_path / "b", runtime=runtime)  # straight through, for comparison
     folder_b = next((tmp_path / "b").iterdir())
     assert folder_a.name == folder_b.name
