@@ -42,9 +42,10 @@ import os
 import random
 import time
 import zipfile
+import zlib
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import ClassVar
@@ -93,6 +94,11 @@ from diffusion.records import (
 )
 from diffusion.runtime import Runtime
 from diffusion.validation import check_bool, check_choice, check_int, check_real
+
+try:  # torch >= 2.6: saving can skip the zip CRCs (see _tensor_checksum)
+    from torch.utils.serialization import config as _serialization_config
+except ImportError:  # pragma: no cover - older torch computes them, only slower
+    _serialization_config = None
 
 __all__ = [
     "TrainConfig",
@@ -404,7 +410,50 @@ def load_checkpoint(path: str | Path) -> dict:
     missing = [k for k in _CHECKPOINT_KEYS if not isinstance(ckpt, dict) or k not in ckpt]
     if missing:
         raise ValueError(f"checkpoint {str(path)!r} lacks the keys {missing}")
+    stored = ckpt.pop(_CHECKSUM_KEY, None)  # absent from checkpoints written before it
+    if stored is not None and stored != _tensor_checksum(ckpt):
+        raise ValueError(
+            f"checkpoint {str(path)!r} is corrupted: its tensors do not match the checksum "
+            "stored with them"
+        )
     return ckpt
+
+
+_CHECKSUM_KEY = "crc32"
+
+
+def _tensor_checksum(obj) -> int:
+    """CRC-32 of the bytes of every tensor in ``obj`` (nested dicts, lists, tuples), in order.
+
+    ``torch.save`` writes a CRC-32 of each zip record, but ``torch.load`` never checks it: a
+    flipped bit in a weight loads silently. Checkpoints are therefore written without
+    torch's (it took 12 of the 14 ms of saving F1's checkpoint) and carry this one over
+    their tensors instead (4 ms), which :func:`load_checkpoint` checks.
+    """
+    crc = 0
+    stack = [obj]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, torch.Tensor):
+            flat = item.detach().reshape(-1).contiguous().cpu().view(torch.uint8).numpy()
+            crc = zlib.crc32(flat, crc)
+        elif isinstance(item, dict):
+            stack.extend(reversed(list(item.values())))
+        elif isinstance(item, (list, tuple)):
+            stack.extend(reversed(item))
+    return crc
+
+
+def _save_checkpoint(payload: dict, fh) -> None:
+    """``torch.save`` of a checkpoint, with :func:`_tensor_checksum` in place of zip CRCs."""
+    payload = {**payload, _CHECKSUM_KEY: _tensor_checksum(payload)}
+    without_crc = (
+        nullcontext()
+        if _serialization_config is None
+        else _serialization_config.patch({"save.compute_crc32": False})
+    )
+    with without_crc:
+        torch.save(payload, fh)
 
 
 def load_model(run: Run | str | Path, data_root: str | None = None) -> nn.Module:
@@ -713,7 +762,9 @@ class Recorder:
 
             def write() -> None:
                 atomic_write_npz(self.path / CHECKPOINT_RECORDS_FILE, rows)
-                atomic_write_with(self.path / CHECKPOINT_FILE, lambda fh: torch.save(payload, fh))
+                atomic_write_with(
+                    self.path / CHECKPOINT_FILE, lambda fh: _save_checkpoint(payload, fh)
+                )
 
             if background:
                 pool = ThreadPoolExecutor(1, thread_name_prefix="checkpoint")
@@ -933,16 +984,18 @@ def _train(
             recorder.save(step + 1, model, optimizer)
     bar.close()
     if not recorder.finished:  # the last point: loss at w_T, running statistics untouched
-        # The checkpoint of w_T is written while the final evaluation runs. It keeps the
-        # random state from before the final row, so a run killed before its records are
-        # written resumes here and computes the same row again.
+        # The checkpoint of w_T is written before the final row, keeping the random state
+        # from before it, so a run killed before its records are written resumes here and
+        # computes the same row again. In one process it is written while the final
+        # evaluation runs (which leaves the weights and buffers alone); under DDP the
+        # evaluation averages the buffers in place, so it waits.
         states = recorder.rng_states()
         x, y = batch(plan.total_steps)
         loss_value = _global_loss(_loss_keeping_buffers(model, x, y), info)
         average_running_stats(model, info)
         complete = recorder.save(
-            plan.total_steps, model, optimizer, states=states, background=True
-        )  # fmt: skip
+            plan.total_steps, model, optimizer, states=states, background=not info.distributed
+        )
         try:
             recorder.record(plan.total_steps, loss_value, scores(plan.total_steps))
         finally:

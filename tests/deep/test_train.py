@@ -416,3 +416,39 @@ def test_ghost_running_stats_reaches_the_layers_and_keeps_old_folders(tmp_path):
     model = load_model(run.path)
     ghosts = [m for m in model.modules() if isinstance(m, GhostBatchNorm1d)]
     assert ghosts and all(m.running_stats == "sequential" for m in ghosts)
+
+
+def _flip_a_byte_of_record(path, which: int) -> None:
+    """Flip one bit in the middle of the ``which``-th tensor record of a checkpoint's zip."""
+    import struct
+    import zipfile
+
+    with zipfile.ZipFile(path) as archive:
+        records = [i for i in archive.infolist() if "/data/" in i.filename and i.file_size]
+    info = records[which]
+    with open(path, "r+b") as fh:
+        fh.seek(info.header_offset + 26)
+        name_len, extra_len = struct.unpack("<HH", fh.read(4))
+        fh.seek(info.header_offset + 30 + name_len + extra_len + info.file_size // 2)
+        byte = fh.read(1)[0]
+        fh.seek(-1, os.SEEK_CUR)
+        fh.write(bytes([byte ^ 0x10]))
+
+
+@pytest.mark.parametrize("which", [0, -1])
+def test_a_flipped_bit_in_a_checkpoint_is_refused(tmp_path, which):
+    """torch.load never checks the zip's CRCs, so checkpoints carry a CRC-32 of their tensors,
+    which load_checkpoint checks: a flipped bit in the first or the last tensor record (a
+    model weight; the random state, inside a list) is a ValueError naming the file, where it
+    used to load silently. Checkpoints without the checksum (older ones) still load.
+
+    Mutants caught: the checksum not checked, a checksum that skips the tensors in lists."""
+    run = train(TrainConfig(**{**SMALL, "max_steps": 3}), tmp_path, runtime=CPU)
+    path = run.path / CHECKPOINT_FILE
+    intact = load_checkpoint(path)
+    assert "crc32" not in intact  # checked and removed
+    _flip_a_byte_of_record(path, which)
+    with pytest.raises(ValueError, match=r"checkpoint.*checkpoint\.pt.*corrupted"):
+        load_checkpoint(path)
+    torch.save(intact, path)  # as written before checkpoints carried the checksum
+    assert torch.equal(load_checkpoint(path)["initial"][-1], intact["initial"][-1])
