@@ -14,7 +14,8 @@ kernels for the 4-D one; the reshape on CUDA) against
 
 The trainer: :func:`deep.train.train` (distance recorded on a log schedule, final
 evaluation) against a minimal hand-written loop on the same model, data and number of
-steps (goal: at least 0.95x its steps/s).
+steps (goal: at least 0.95x its steps/s); and one record of ||w_t - w_0|| for F1, the
+compiled pass against tensor operations (informational).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from benchmarks import Benchmark
 from deep.data import load_dataset
 from deep.ghost_bn import GhostBatchNorm1d, GhostBatchNorm2d
 from deep.models import build
-from deep.train import Runtime, TrainConfig, train
+from deep.train import Runtime, TrainConfig, _distances, _tensor_distances, train
 
 _DEVICE = torch.device("cuda" if torch.cuda.is_available() else "cpu")
 _B, _G = 4096, 128
@@ -212,6 +213,25 @@ def _bare_loop(state):
             (out.argmax(1) == split.y.to(_DEVICE)).float().mean().item()
 
 
+def _distance_setup():
+    """F1's parameters 150 SGD-like steps away from their initial copy."""
+    model = build("f1", 10)
+    params = [p.detach() for p in model.parameters()]
+    initial = [p.clone() for p in params]
+    gen = torch.Generator().manual_seed(0)
+    for p in params:
+        p.add_(1e-2 * torch.randn(p.shape, generator=gen))
+    return {"params": params, "initial": initial, "buffers": [torch.empty_like(p) for p in params]}
+
+
+def _distance_ours(state):
+    _distances(state["params"], state["initial"], lambda: state["buffers"])
+
+
+def _distance_tensor_ops(state):
+    _tensor_distances(state["params"], state["initial"], state["buffers"])
+
+
 BENCHMARKS = [
     *_gbn_benchmarks("fc"),
     *_gbn_benchmarks("conv"),
@@ -224,6 +244,17 @@ BENCHMARKS = [
         float(_STEPS),
         "step",
         min_speedup=0.95,
-        repeats=5,
+        repeats=9,
+    ),
+    Benchmark(
+        "deep.train.distance",
+        "informational (>= 1x subtraction into a buffer + torch._foreach_norm)",
+        _distance_setup,
+        _distance_ours,
+        _distance_tensor_ops,
+        1.0,
+        "record",
+        min_speedup=1.0,
+        repeats=50,
     ),
 ]

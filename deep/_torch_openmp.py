@@ -27,6 +27,7 @@ import ctypes
 import functools
 import glob
 import os
+import threading
 
 import torch
 from numba import types
@@ -112,6 +113,9 @@ def _drives_torch(team: OpenMPTeam) -> bool:
         torch.set_num_threads(before)
 
 
+_lookup = threading.Lock()  # the check changes torch's thread count for a moment
+
+
 @functools.cache
 def _find_team() -> OpenMPTeam | None:
     if "ATen parallel backend: OpenMP" not in torch.__config__.parallel_info():
@@ -135,7 +139,10 @@ def torch_team() -> OpenMPTeam | None:
     threads do not survive the fork (processes started with ``spawn``, such as joblib's
     workers, look it up afresh).
     """
-    return None if _forked else _find_team()
+    if _forked:
+        return None
+    with _lookup:
+        return _find_team()
 
 
 # ----------------------------------------------------------------------------- for callbacks

@@ -330,8 +330,13 @@ def _distances(
     try:
         return np.sqrt(squared_distances(params, initial, torch.get_num_threads()))
     except ValueError:  # not contiguous CPU float32/float64 tensors: tensor operations
-        pass
-    buffers = scratch()
+        return _tensor_distances(params, initial, scratch())
+
+
+def _tensor_distances(
+    params: list[torch.Tensor], initial: list[torch.Tensor], buffers: list[torch.Tensor]
+) -> np.ndarray:
+    """||p - p_0|| through ``buffers`` and one multi-tensor norm, on any device."""
     with torch.no_grad():
         for out, p, p0 in zip(buffers, params, initial, strict=True):
             torch.sub(p, p0, out=out)
