@@ -224,34 +224,51 @@ def _run(direction: str, arrays: dict[str, np.ndarray], eps: float, threads: int
     team.run(_callbacks()[direction, x.dtype.type], block.ctypes.data, min(threads, k))
 
 
+_ACTIVATIONS = ("x", "y", "dy", "dx")
+_CHANNELS = ("weight", "bias")
+_INT64, _FLOAT64 = np.dtype(np.int64), np.dtype(np.float64)
+_FLOATS = (np.dtype(np.float32), _FLOAT64)
+
+
+@njit(cache=True, nogil=True)
+def _starts_rise(starts, n):
+    """Whether ``starts`` goes from 0 to ``n`` in steps of at least 1."""
+    if starts.size < 2 or starts[0] != 0 or starts[-1] != n:
+        return False
+    for j in range(starts.size - 1):
+        if starts[j + 1] <= starts[j]:
+            return False
+    return True
+
+
 def _checked(names: tuple[str, ...], values: tuple) -> dict[str, np.ndarray]:
     """The arrays by name, in ``names``' order, after checking every shape, dtype and layout
     the compiled code relies on (the team's callbacks rebuild the arrays from their
     addresses, so nothing else would catch a mismatch)."""
     arrays = dict(zip(names, values, strict=True))
     x, starts = arrays["x"], arrays["starts"]
-    if x.ndim != 2 or x.dtype not in (np.float32, np.float64):
+    if x.ndim != 2 or x.dtype not in _FLOATS:
         raise ValueError(f"x must be a 2-D float32 or float64 array, got {x.dtype} {x.shape}")
     n, c = x.shape
-    k = starts.size - 1
-    if (
-        starts.dtype != np.int64
-        or starts.ndim != 1
-        or k < 1
-        or starts[0] != 0
-        or starts[-1] != n
-        or np.any(np.diff(starts) < 1)
-    ):
+    if starts.dtype != _INT64 or starts.ndim != 1 or not _starts_rise(starts, n):
         raise ValueError(f"starts must rise from 0 to {n} in int64 steps of at least 1")
-    want = {"weight": ((c,), x.dtype), "bias": ((c,), x.dtype), "starts": ((k + 1,), np.int64)}
-    want.update({name: ((n, c), x.dtype) for name in ("x", "y", "dy", "dx")})
+    k = starts.size - 1
     for name, a in arrays.items():
-        shape, dtype = want.get(name, ((k, c), np.float64))  # the per-ghost float64 rows
+        if name in _ACTIVATIONS:
+            shape, dtype = (n, c), x.dtype
+        elif name in _CHANNELS:
+            shape, dtype = (c,), x.dtype
+        elif name == "starts":
+            continue
+        else:  # the per-ghost float64 rows
+            shape, dtype = (k, c), _FLOAT64
         if a.shape != shape or a.dtype != dtype or not a.flags.c_contiguous:
             raise ValueError(
-                f"{name} must be a C-contiguous {np.dtype(dtype)} array of shape {shape}, "
+                f"{name} must be a C-contiguous {dtype} array of shape {shape}, "
                 f"got {a.dtype} {a.shape}"
             )
+    if not starts.flags.c_contiguous:
+        raise ValueError("starts must be C-contiguous")
     return arrays
 
 
