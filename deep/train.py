@@ -693,7 +693,8 @@ class Recorder:
 
     @property
     def finished(self) -> bool:
-        """Whether the last row is the final step (a kill after the final checkpoint)."""
+        """Whether the last row is the final step: resumed from a final checkpoint written
+        after that row, as runs did before the final checkpoint came first."""
         return bool(self.rows["t"]) and self.rows["t"][-1] == self.plan.total_steps
 
     # ---- checkpoints
