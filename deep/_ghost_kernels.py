@@ -138,6 +138,7 @@ _HEAD = 5
 
 @njit(cache=True, nogil=True)
 def _forward_from_block(data, dtype):
+    """The forward's claiming loop on the arrays a block names (``dtype``: the activation's)."""
     h = carray(data, (_HEAD + 8,), np.int64)
     n, c, k = h[_N], h[_C], h[_K]
     eps = carray(data, (_HEAD,), np.float64)[_EPS]
@@ -157,6 +158,7 @@ def _forward_from_block(data, dtype):
 
 @njit(cache=True, nogil=True)
 def _backward_from_block(data, dtype):
+    """The backward's claiming loop on the arrays a block names (``dtype``: the activation's)."""
     h = carray(data, (_HEAD + 9,), np.int64)
     n, c, k = h[_N], h[_C], h[_K]
     _backward_claimed(
