@@ -118,6 +118,7 @@ _lookup = threading.Lock()  # the check changes torch's thread count for a momen
 
 @functools.cache
 def _find_team() -> OpenMPTeam | None:
+    """The first loaded OpenMP library that torch drives (looked up once)."""
     if "ATen parallel backend: OpenMP" not in torch.__config__.parallel_info():
         return None
     mode = getattr(os, "RTLD_NOLOAD", 0) | getattr(os, "RTLD_LAZY", 1)
