@@ -215,7 +215,7 @@ def _bare_loop(state):
 
 
 def _distance_setup():
-    """F1's parameters 150 SGD-like steps away from their initial copy."""
+    """F1's parameters moved a little away from their initial copy."""
     model = build("f1", 10)
     params = [p.detach() for p in model.parameters()]
     initial = [p.clone() for p in params]
