@@ -49,6 +49,7 @@ inputs, ``"loop"`` for other CPU inputs and ``"vectorized"`` on CUDA;
 
 from __future__ import annotations
 
+import functools
 import time
 
 import numpy as np
@@ -104,6 +105,20 @@ def ghost_sizes(batch: int, ghost_size: int) -> list[int]:
     sizes = [ghost_size] * (k - 1)
     sizes.append(batch - ghost_size * (k - 1))
     return sizes
+
+
+@functools.lru_cache(maxsize=64)
+def _ghost_starts(batch: int, ghost_size: int) -> np.ndarray:
+    """Row where each ghost batch starts, then ``batch`` (int64; made once per shape)."""
+    return np.concatenate([[0], np.cumsum(ghost_sizes(batch, ghost_size))]).astype(np.int64)
+
+
+@functools.lru_cache(maxsize=64)
+def _size_weights(
+    sizes: tuple[int, ...], factor: float, dtype: torch.dtype, device: torch.device
+) -> torch.Tensor:
+    """``factor * n_j / N`` per ghost batch (the "mean" rule's weights; made once per case)."""
+    return factor * torch.tensor(sizes, dtype=dtype, device=device) / sum(sizes)
 
 
 def _opmath(dtype: torch.dtype) -> torch.dtype:
@@ -261,7 +276,7 @@ class _GhostBatchNorm(_BatchNorm):
         sizes = ghost_sizes(n, self.ghost_size)
         strategy = self._resolved_strategy(x)
         if strategy == "fused":
-            starts = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+            starts = _ghost_starts(n, self.ghost_size)
             y, means, variances = _GhostFused.apply(x, self.weight, self.bias, starts, self.eps)
             dtype = self._stats_dtype(x)
             means, variances = means.to(dtype), variances.to(dtype)
@@ -279,14 +294,16 @@ class _GhostBatchNorm(_BatchNorm):
     ) -> None:
         """Fold the ghost statistics (rows, in batch order) into the running buffers."""
         k = len(sizes)
-        tracked = float(self.num_batches_tracked)  # before this step
         if self.running_stats == "mean":
+            if self.momentum is None:  # cumulative average over steps
+                factor = 1.0 / (float(self.num_batches_tracked) + 1)
+            else:
+                factor = self.momentum
             self.num_batches_tracked.add_(1)
-            factor = 1.0 / (tracked + 1) if self.momentum is None else self.momentum
-            sizes_t = torch.tensor(sizes, dtype=means.dtype, device=means.device)
-            weights = factor * sizes_t / sum(sizes)
+            weights = _size_weights(tuple(sizes), factor, means.dtype, means.device)
             keep = 1.0 - factor
         else:  # one update per ghost batch, in closed form
+            tracked = float(self.num_batches_tracked)  # before this step
             self.num_batches_tracked.add_(k)
             if self.momentum is None:  # cumulative average over ghost batches
                 keep = tracked / (tracked + k)
