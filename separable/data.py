@@ -87,16 +87,17 @@ def as_labels(y: object, n: int, name: str = "y", allow_one_class: bool = False)
         raise ValueError(f"{name} must have shape ({n},) to match X, got shape {arr.shape}")
     if not np.all(np.isfinite(arr)):
         raise ValueError(f"{name} must be finite, found {float(arr[~np.isfinite(arr)][0])}")
-    values = set(np.unique(arr).tolist())
-    if values <= {0.0, 1.0} and 0.0 in values:
-        arr = np.where(arr == 0.0, -1.0, 1.0)
+    positive = arr == 1.0
+    if not np.all(positive | (arr == -1.0)):  # comparisons, not np.unique: no sort per call
         values = set(np.unique(arr).tolist())
-    if not values <= {-1.0, 1.0}:
-        raise ValueError(
-            f"{name} must hold labels in {{-1, +1}} or {{0, 1}}, found values {sorted(values)}"
-        )
-    if len(values) < 2 and not allow_one_class:
-        raise ValueError(f"{name} holds a single class {sorted(values)}; two classes are needed")
+        if not values <= {0.0, 1.0}:
+            raise ValueError(
+                f"{name} must hold labels in {{-1, +1}} or {{0, 1}}, found values {sorted(values)}"
+            )
+        arr = np.where(positive, 1.0, -1.0)
+    n_positive = int(np.count_nonzero(positive))
+    if n_positive in (0, n) and not allow_one_class:
+        raise ValueError(f"{name} holds a single class [{arr[0]}]; two classes are needed")
     return arr
 
 

@@ -91,15 +91,21 @@ def test_full_batch_rules_match_per_sample_references(rule):
 
 
 def test_problem_merges_repeated_rows_with_their_counts():
-    """``make_problem`` keeps each distinct row once with its multiplicity.
+    """``make_problem`` keeps each distinct row once with its multiplicity, then pads with
+    zero rows of count 0 to a multiple of 4 (whole SIMD vectors).
 
-    Mutant caught: counts taken as ones (the merged loss would no longer be the sum)."""
+    Mutants caught: counts taken as ones (the merged loss would no longer be the sum), a
+    padding row with a nonzero count or nonzero entries."""
     Z, _ = _data()
     problem = make_problem(Z, 0, 0.0)
     rows = {tuple(r) for r in Z}
-    assert problem.UT.shape == (2, len(rows))
-    for col, c in zip(problem.UT.T, problem.counts, strict=True):
+    K = problem.UT.shape[1]
+    assert problem.UT.shape[0] == 2 and K % 4 == 0 and len(rows) <= K < len(rows) + 4
+    for col, c in zip(problem.UT.T[: len(rows)], problem.counts, strict=False):
         assert c == np.sum(np.all(Z == col, axis=1))
+    assert {tuple(col) for col in problem.UT.T[: len(rows)]} == rows
+    np.testing.assert_array_equal(problem.UT[:, len(rows) :], 0.0)
+    np.testing.assert_array_equal(problem.counts[len(rows) :], 0.0)
     assert problem.counts.sum() == Z.shape[0]
 
 
@@ -129,6 +135,26 @@ def test_non_finite_gradient_stops_before_the_update():
     t, status = run_steps(problem, Rule(0, 1.0, 0.0, 0.0, 0.0, 4, False), state, 0, 5, 0)
     assert (t, status) == (0, 1)
     np.testing.assert_array_equal(state.w, [0.0, 0.0])
+
+
+@pytest.mark.parametrize("kind", [0, 1], ids=["logistic-gd-kernel", "general-kernel"])
+def test_a_step_with_margins_beyond_the_exponential_range_equals_numpy(kind):
+    """A GD step from weights whose margins ``z . w`` reach +-1e4 (where ``exp`` overflows
+    or underflows to 0) and NaN-free values in between equals the numpy step, for the
+    specialised logistic kernel (``kind`` 0) and the general full-batch one (heavy ball with
+    zero momentum, ``kind`` 1). Mutant caught: the out-of-range fix-up skipped (the
+    polynomial's meaningless value used beyond [-708, 709])."""
+    Z = np.array([[1.0, 0.0], [-1.0, 0.5], [0.3, 1.0], [0.0, -1.0], [2.0, 2.0]])
+    w0 = np.array([1e4, 750.0])
+    problem = make_problem(Z, 0, 0.0)
+    state = _state(2, Z.shape[0])
+    state.w[:] = w0
+    eta = 0.1
+    assert run_steps(problem, Rule(kind, eta, 0.0, 0.0, 0.0, 5, False), state, 0, 1, 0) == (1, 0)
+    with np.errstate(over="ignore"):
+        ref = w0 + eta * (Z.T @ (1.0 / (1.0 + np.exp(Z @ w0))))
+    assert np.any(np.abs(Z @ w0) > 709)
+    np.testing.assert_allclose(state.w, ref, rtol=1e-15)
 
 
 def test_minibatches_without_replacement_partition_the_samples():
@@ -163,13 +189,13 @@ def test_vectorised_exp_is_within_two_ulp_of_numpy_and_keeps_its_edge_cases():
     grid = np.linspace(-708.0, 709.0, 400_001)
     rng = np.random.default_rng(0)
     x = np.concatenate([grid, rng.uniform(-1.0, 1.0, 100_000), [0.0, -0.0, 1e-300, -1e-300]])
-    out, scratch = np.empty_like(x), np.empty_like(x)
-    exp_into(x, out, scratch)
+    out = np.empty_like(x)
+    exp_into(x, out)
     ref = np.exp(x)
     assert np.max(np.abs(out - ref) / np.spacing(ref)) <= 2.0
     edges = np.array([-1e300, -800.0, -745.2, -708.3, 709.5, 709.9, 800.0, np.inf, -np.inf, np.nan])
-    out, scratch = np.empty_like(edges), np.empty_like(edges)
-    exp_into(edges, out, scratch)
+    out = np.empty_like(edges)
+    exp_into(edges, out)
     with np.errstate(over="ignore"):
         np.testing.assert_array_equal(out, np.exp(edges))
 
