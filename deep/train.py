@@ -992,15 +992,20 @@ def _train(
     if not recorder.finished:  # the last point: loss at w_T, running statistics untouched
         # The checkpoint of w_T is written before the final row, keeping the random state
         # from before it, so a run killed before its records are written resumes here and
-        # computes the same row again. In one process it is written while the final
-        # evaluation runs (which leaves the weights and buffers alone); under DDP the
-        # evaluation averages the buffers in place, so it waits.
+        # computes the same row again. In one process, with a core that torch's threads
+        # leave free, it is written while the final evaluation runs (which leaves the
+        # weights and buffers alone); under DDP the evaluation averages the buffers in
+        # place, so it waits.
         states = recorder.rng_states()
         x, y = batch(plan.total_steps)
         loss_value = _global_loss(_loss_keeping_buffers(model, x, y), info)
         average_running_stats(model, info)
         complete = recorder.save(
-            plan.total_steps, model, optimizer, states=states, background=not info.distributed
+            plan.total_steps,
+            model,
+            optimizer,
+            states=states,
+            background=not info.distributed and _core_to_spare(),
         )
         try:
             recorder.record(plan.total_steps, loss_value, scores(plan.total_steps))
@@ -1031,6 +1036,20 @@ def _summary(config: TrainConfig, info: DistInfo, data, plan: Plan, recorder: Re
         "bn_mode": config.bn_mode,
         "parameters": recorder.names,
     }
+
+
+def _core_to_spare() -> bool:
+    """Whether this process may run on more cores than torch's threads use.
+
+    A writer thread beside torch's OpenMP team on a machine without a free core takes turns
+    with the team's threads, which wait for one another at every operator: on two cores
+    with two torch threads the background write cost more than writing first.
+    """
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # no affinity on this platform (macOS, Windows)
+        cores = os.cpu_count() or 1
+    return cores > torch.get_num_threads()
 
 
 def _loss_keeping_buffers(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

@@ -452,3 +452,32 @@ def test_a_flipped_bit_in_a_checkpoint_is_refused(tmp_path, which):
         load_checkpoint(path)
     torch.save(intact, path)  # as written before checkpoints carried the checksum
     assert torch.equal(load_checkpoint(path)["initial"][-1], intact["initial"][-1])
+
+
+@pytest.mark.parametrize("cores, threads, spare", [(2, 2, False), (2, 1, True), (1, 1, False)])
+def test_the_final_checkpoint_is_written_in_the_background_only_beside_a_free_core(
+    tmp_path, monkeypatch, cores, threads, spare
+):
+    """With as many torch threads as cores a writer thread would take turns with torch's
+    OpenMP team, so the final checkpoint is then written first, in the foreground; with a
+    core to spare it is written while the final evaluation runs. Either way the run's
+    records and final weights are the same. Mutant caught: the background write kept on
+    every machine (or never used)."""
+    import deep.train as train_module
+
+    monkeypatch.setattr(train_module.os, "sched_getaffinity", lambda pid: set(range(cores)))
+    monkeypatch.setattr(train_module.torch, "get_num_threads", lambda: threads)
+    assert train_module._core_to_spare() is spare
+    seen = []
+    save = train_module.Recorder.save
+
+    def spy(self, step, model, optimizer, *, states=None, background=False):
+        seen.append(background)
+        return save(self, step, model, optimizer, states=states, background=background)
+
+    monkeypatch.setattr(train_module.Recorder, "save", spy)
+    cfg = TrainConfig(**{**SMALL, "epochs": 1.0, "milestones": ()})
+    run = train(cfg, tmp_path, runtime=CPU)
+    assert seen == [spare]
+    assert run.summary["steps"] == run.records["t"][-1]
+    assert load_checkpoint(tmp_path / run.path.name / CHECKPOINT_FILE)["step"] == run.summary["steps"]
