@@ -249,14 +249,16 @@ def default_eta(rule: Optimizer, Z: np.ndarray) -> float:
 
 def stability_limit(Z: np.ndarray, loss: Loss, w0: np.ndarray) -> float:
     """``2 / (beta sigma_max^2)``; for a loss without global ``beta`` (exp) ``beta = L(w0)``."""
-    smax2 = float(np.linalg.norm(Z, 2)) ** 2
+    return 2.0 / (_smoothness(Z, loss, w0) * float(np.linalg.norm(Z, 2)) ** 2)
+
+
+def _smoothness(Z: np.ndarray, loss: Loss, w0: np.ndarray) -> float:
+    """The ``beta`` of :func:`stability_limit`."""
     if loss.beta is not None:
-        beta = loss.beta
-    elif loss.kernel_id == 1:
-        beta = float(np.sum(loss.value(Z @ w0)))
-    else:
-        beta = loss.estimated_beta()
-    return 2.0 / (beta * smax2)
+        return loss.beta
+    if loss.kernel_id == 1:
+        return float(np.sum(loss.value(Z @ w0)))
+    return loss.estimated_beta()
 
 
 # ----------------------------------------------------------------------------- result
@@ -360,7 +362,12 @@ def _start(w0: object, d: int) -> np.ndarray:
 def _warn_step_size(rule: Optimizer, eta: float, Z: np.ndarray, loss: Loss, w: np.ndarray):
     if not isinstance(rule, (GD, Momentum, SGD, CustomUpdate)):
         return
-    limit = stability_limit(Z, loss, w)
+    beta = _smoothness(Z, loss, w)
+    # ||Z||_F >= sigma_max: a step under the limit taken with the Frobenius norm is under the
+    # true one, and the SVD (the slowest part of a short run's setup) is not needed
+    if eta * beta * float(np.vdot(Z, Z)) * (1.0 + 1e-12) <= 2.0:
+        return
+    limit = 2.0 / (beta * float(np.linalg.norm(Z, 2)) ** 2)
     if eta > limit:
         warnings.warn(
             f"eta={eta:.4g} exceeds the stability limit 2/(beta sigma_max^2)={limit:.4g}; "

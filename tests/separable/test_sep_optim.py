@@ -251,6 +251,21 @@ def test_step_size_above_the_limit_warns_and_divergence_stops_the_run():
     assert info.value.step == 0
 
 
+def test_the_step_size_warning_is_exact_where_the_frobenius_bound_is_tight():
+    """On rank-one data ``||Z||_F = sigma_max``: the cheap Frobenius test that spares the SVD
+    must still let a step 1e-4 above the limit warn, and one 1e-4 below pass. Mutant caught:
+    the Frobenius test taken as the decision (a step below the limit warns on Fig. 1, which
+    the test above catches) or its sign flipped (no warning here)."""
+    Z = np.outer([1.0, 2.0, 0.5, 3.0], [0.6, 0.8])
+    s2 = np.linalg.norm(Z, 2) ** 2
+    assert np.isclose(np.vdot(Z, Z), s2, rtol=1e-14)
+    with pytest.warns(StepSizeWarning):
+        gd(Z, None, eta=8.0008 / s2, t_max=10)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        gd(Z, None, eta=7.9992 / s2, t_max=10)
+
+
 @pytest.mark.parametrize(
     "kwargs,exc,match",
     [
