@@ -25,7 +25,7 @@ from numba import carray, cfunc, njit, types
 
 from ._torch_openmp import address, claim, torch_team
 
-__all__ = ["BLOCK", "squared_distances"]
+__all__ = ["BLOCK", "PairedBlocks", "squared_distances"]
 
 BLOCK = 1 << 15  # values per block: 128 kB of float32 per tensor, cache-sized
 
@@ -98,10 +98,84 @@ def _block_table(tensors: list[torch.Tensor], initial: list[torch.Tensor]):
     return table, owner
 
 
+class PairedBlocks:
+    """Pairs of tensors checked and cut into blocks once, for their squared distances as
+    often as asked (the trainer asks at every record, with the same parameters).
+
+    Parameters
+    ----------
+    tensors, initial : list of torch.Tensor
+        Pairs of the same shape, all contiguous CPU tensors of one dtype (float32 or float64).
+        The blocks hold their addresses: :meth:`current` tells whether they still hold.
+
+    Raises
+    ------
+    ValueError
+        For pairs of other shapes, devices, dtypes or layouts (the caller then uses tensor
+        operations).
+    """
+
+    def __init__(self, tensors: list[torch.Tensor], initial: list[torch.Tensor]) -> None:
+        if len(tensors) != len(initial) or not tensors:
+            raise ValueError(
+                f"expected equal, non-empty lists, got {len(tensors)} and {len(initial)}"
+            )
+        dtype = tensors[0].dtype
+        if dtype not in (torch.float32, torch.float64):
+            raise ValueError(f"tensors must be float32 or float64, got {dtype}")
+        for i, (t, t0) in enumerate(zip(tensors, initial, strict=True)):
+            if (
+                t.shape != t0.shape
+                or t.dtype != dtype
+                or t0.dtype != dtype
+                or t.device.type != "cpu"
+                or t0.device.type != "cpu"
+                or not t.is_contiguous()
+                or not t0.is_contiguous()
+            ):
+                raise ValueError(
+                    f"pair {i} is not two contiguous CPU {dtype} tensors of one shape"
+                )
+        # the tensors are kept, so that their storage outlives the addresses in the table
+        self._tensors, self._initial = list(tensors), list(initial)
+        self._layout = _layout(self._tensors, self._initial)
+        self._table, self._owner = _block_table(self._tensors, self._initial)
+        self._sums = np.zeros(len(self._table), np.float64)
+        self._np_dtype = np.float32 if dtype == torch.float32 else np.float64
+
+    def current(self, tensors: list[torch.Tensor], initial: list[torch.Tensor]) -> bool:
+        """Whether ``tensors`` and ``initial`` are the pairs tabled, where they were tabled
+        (same storage addresses, sizes and contiguity): then :meth:`__call__` reads them."""
+        return _layout(tensors, initial) == self._layout
+
+    def __call__(self, threads: int = 1) -> np.ndarray:
+        """``||t - t_0||^2`` of each pair, in float64, shape ``(len(tensors),)``.
+
+        ``threads`` of torch's OpenMP team share the blocks (1: this thread); the result does
+        not depend on it.
+        """
+        table, sums = self._table, self._sums
+        sums[:] = 0.0
+        if len(table):
+            team = torch_team() if threads > 1 and len(table) > 1 else None
+            if team is None:
+                _claimed_blocks(table, sums, np.zeros(1, np.int64), self._np_dtype)
+            else:
+                header = np.array([len(table), 0, table.ctypes.data, sums.ctypes.data], np.int64)
+                team.run(_callbacks()[self._np_dtype], header.ctypes.data, min(threads, len(table)))
+        # each pair's blocks added in block order: the same sum on any number of threads
+        return np.bincount(self._owner, weights=sums, minlength=len(self._tensors))
+
+
+def _layout(tensors: list[torch.Tensor], initial: list[torch.Tensor]) -> tuple:
+    """Addresses, sizes and contiguity of every tensor of both lists."""
+    return tuple((t.data_ptr(), t.numel(), t.is_contiguous()) for t in (*tensors, *initial))
+
+
 def squared_distances(
     tensors: list[torch.Tensor], initial: list[torch.Tensor], threads: int = 1
 ) -> np.ndarray:
-    """``||t - t_0||^2`` of each pair, in float64.
+    """``||t - t_0||^2`` of each pair, in float64 (:class:`PairedBlocks`, used once).
 
     Parameters
     ----------
@@ -121,31 +195,4 @@ def squared_distances(
         For pairs of other shapes, devices, dtypes or layouts (the caller then uses tensor
         operations).
     """
-    if len(tensors) != len(initial) or not tensors:
-        raise ValueError(f"expected equal, non-empty lists, got {len(tensors)} and {len(initial)}")
-    dtype = tensors[0].dtype
-    if dtype not in (torch.float32, torch.float64):
-        raise ValueError(f"tensors must be float32 or float64, got {dtype}")
-    for i, (t, t0) in enumerate(zip(tensors, initial, strict=True)):
-        if (
-            t.shape != t0.shape
-            or t.dtype != dtype
-            or t0.dtype != dtype
-            or t.device.type != "cpu"
-            or t0.device.type != "cpu"
-            or not t.is_contiguous()
-            or not t0.is_contiguous()
-        ):
-            raise ValueError(f"pair {i} is not two contiguous CPU {dtype} tensors of one shape")
-    table, owner = _block_table(tensors, initial)
-    sums = np.zeros(len(table), np.float64)
-    if len(table):
-        team = torch_team() if threads > 1 and len(table) > 1 else None
-        np_dtype = np.float32 if dtype == torch.float32 else np.float64
-        if team is None:
-            _claimed_blocks(table, sums, np.zeros(1, np.int64), np_dtype)
-        else:
-            header = np.array([len(table), 0, table.ctypes.data, sums.ctypes.data], np.int64)
-            team.run(_callbacks()[np_dtype], header.ctypes.data, min(threads, len(table)))
-    # each pair's blocks added in block order: the same sum on any number of threads
-    return np.bincount(owner, weights=sums, minlength=len(tensors))
+    return PairedBlocks(tensors, initial)(threads)

@@ -21,7 +21,8 @@ where not evaluated). The evaluation points alone form a second trace, prefix ``
 Checkpoints are written atomically to the run folder every ``Runtime.checkpoint_interval_s``
 seconds (60 by default), every ``Runtime.checkpoint_every`` steps if set, and at the end:
 ``checkpoint.pt`` holds tensors and plain types only (model, optimiser, step, initial
-weights, random states, elapsed time) and is read with ``torch.load(weights_only=True)``;
+weights, random states, elapsed time; the final one has no optimiser state, as no update
+follows it) and is read with ``torch.load(weights_only=True)``;
 the records so far lie beside it in ``checkpoint-records.npz``. A run whose process died
 resumes from them and gives the same weights and records, bit for bit on CPU, with the wall
 time summed over the segments. A non-finite loss stops the run with
@@ -57,7 +58,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from deep._distance_kernels import squared_distances
+from deep._distance_kernels import PairedBlocks
 from deep.data import (
     AUGMENTATIONS,
     DATASETS,
@@ -313,24 +314,31 @@ def _step_generator(seed: int, step: int) -> torch.Generator:
     return torch.Generator().manual_seed(int(state[0]) << 32 | int(state[1]))
 
 
-def _distances(
-    params: list[torch.Tensor],
-    initial: list[torch.Tensor],
-    scratch: Callable[[], list[torch.Tensor]],
-) -> np.ndarray:
-    """||p - p_0|| of every parameter tensor, in float64 on the host.
+class _DistanceMeter:
+    """||p - p_0|| of every parameter tensor, in float64 on the host, as often as asked.
 
     On CPU (float32 or float64 parameters) one compiled pass reads each pair once and sums in
     float64, on torch's threads, with the same result on any number of them
-    (:mod:`deep._distance_kernels`). Elsewhere the differences are written into ``scratch``
-    (``scratch()`` gives tensors shaped like ``params``, the same at every record, so that
-    no record pays for a fresh allocation) and one fused multi-tensor kernel takes their
-    norms, in the parameters' precision.
+    (:class:`deep._distance_kernels.PairedBlocks`, checked and cut into blocks at the first
+    record and again only if a tensor moves). Elsewhere the differences are written into
+    scratch tensors (made once, so that no record pays for a fresh allocation) and one fused
+    multi-tensor kernel takes their norms, in the parameters' precision.
     """
-    try:
-        return np.sqrt(squared_distances(params, initial, torch.get_num_threads()))
-    except ValueError:  # not contiguous CPU float32/float64 tensors: tensor operations
-        return _tensor_distances(params, initial, scratch())
+
+    def __init__(self, params: list[torch.Tensor], initial: list[torch.Tensor]) -> None:
+        self.params, self.initial = params, initial
+        self._blocks: PairedBlocks | None = None
+        self._scratch: list[torch.Tensor] | None = None
+
+    def __call__(self) -> np.ndarray:
+        if self._blocks is None or not self._blocks.current(self.params, self.initial):
+            try:
+                self._blocks = PairedBlocks(self.params, self.initial)
+            except ValueError:  # not contiguous CPU float32/float64 tensors: tensor operations
+                if self._scratch is None:
+                    self._scratch = [torch.empty_like(p, requires_grad=False) for p in self.params]
+                return _tensor_distances(self.params, self.initial, self._scratch)
+        return np.sqrt(self._blocks(torch.get_num_threads()))
 
 
 def _tensor_distances(
@@ -612,8 +620,9 @@ class Recorder:
     cadence), writes and reads checkpoints, and adds up the wall time over resumed segments.
 
     A checkpoint is two files written atomically: ``checkpoint-records.npz`` (the rows so
-    far) first, then ``checkpoint.pt`` (model, optimiser, step, initial weights, random
-    states, row count, elapsed time: tensors and plain types only). A kill between the two
+    far) first, then ``checkpoint.pt`` (model, optimiser but for the final one, step,
+    initial weights, random states, row count, elapsed time: tensors and plain types only).
+    A kill between the two
     leaves a records file with more rows than the checkpoint names, and only its first rows
     are read.
     """
@@ -638,7 +647,7 @@ class Recorder:
         self.names = [name for name, _ in model.named_parameters()]
         self.params = [p for _, p in model.named_parameters()]
         self.initial = [p.detach().clone() for p in self.params]
-        self._scratch: list[torch.Tensor] | None = None  # made if the tensor path needs them
+        self._distances = _DistanceMeter(self.params, self.initial)
         self.rows: dict[str, list] = {key: [] for key in _ROW_KEYS}
         self.on_checkpoint = on_checkpoint
         self.start_step = 0
@@ -660,9 +669,11 @@ class Recorder:
         if ckpt["hash"] != config_hash(self.config):
             raise ValueError(f"checkpoint {str(ckpt_path)!r} belongs to another configuration")
         model.load_state_dict(ckpt["model"])
-        optimizer.load_state_dict(ckpt["optimizer"])
+        if ckpt["optimizer"] is not None:  # None in the final checkpoint: no step follows it
+            optimizer.load_state_dict(ckpt["optimizer"])
         device = self.params[0].device
         self.initial = [t.to(device) for t in ckpt["initial"]]
+        self._distances = _DistanceMeter(self.params, self.initial)
         self.rows = _read_rows(self.path / CHECKPOINT_RECORDS_FILE, ckpt["rows"], len(self.names))
         states = ckpt["rng"]
         _set_rng_state(states[self.info.rank] if self.info.rank < len(states) else states[0])
@@ -678,18 +689,12 @@ class Recorder:
     # ---- rows
     def record(self, step: int, loss: float, scores: tuple[float, ...] | None) -> float:
         """Append the row of ``step``; returns the distance ||w_t - w_0||."""
-        layers = _distances(self.params, self.initial, self._scratch_buffers)
+        layers = self._distances()
         distance = float(np.sqrt(np.sum(layers**2)))
         row = (step, distance, loss, self.plan.schedule(step), layers)
         for key, value in zip(_ROW_KEYS, (*row, *(scores or (math.nan,) * 4)), strict=True):
             self.rows[key].append(value)
         return distance
-
-    def _scratch_buffers(self) -> list[torch.Tensor]:
-        """Difference buffers for the tensor-operation distances (made once, when first asked)."""
-        if self._scratch is None:
-            self._scratch = [torch.empty_like(p, requires_grad=False) for p in self.params]
-        return self._scratch
 
     @property
     def finished(self) -> bool:
@@ -723,7 +728,7 @@ class Recorder:
         self,
         step: int,
         model: nn.Module,
-        optimizer: torch.optim.Optimizer,
+        optimizer: torch.optim.Optimizer | None,
         *,
         states: list[dict] | None = None,
         background: bool = False,
@@ -736,6 +741,8 @@ class Recorder:
             Updates done.
         model, optimizer
             Their states are stored (with the initial weights, the rows and the random states).
+            ``optimizer`` is None for the final checkpoint, after which no update is made: its
+            momenta would be a third of the file for nothing.
         states : list of dict, optional
             The replicas' random states to store (:meth:`rng_states`); taken now if omitted.
         background : bool
@@ -759,7 +766,7 @@ class Recorder:
                 "hash": config_hash(self.config),
                 "config": to_jsonable(asdict(self.config)),
                 "model": model.state_dict(),
-                "optimizer": optimizer.state_dict(),
+                "optimizer": None if optimizer is None else optimizer.state_dict(),
                 "initial": [t.cpu() for t in self.initial],
                 "rows": len(self.rows["t"]),
                 "rng": states,
@@ -1003,7 +1010,7 @@ def _train(
         complete = recorder.save(
             plan.total_steps,
             model,
-            optimizer,
+            None,
             states=states,
             background=not info.distributed and _core_to_spare(),
         )

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from deep._distance_kernels import BLOCK, squared_distances
-from deep.train import _distances
+from deep.train import _DistanceMeter
 
 SHAPES = [(3 * BLOCK + 17,), (BLOCK,), (1,), (0,), (37, 41), (2 * BLOCK // 64 + 1, 64), ()]
 
@@ -25,7 +25,7 @@ def _reference(moved, initial):
     """float64 numpy, one tensor at a time (no blocks)."""
     return np.array(
         [
-            np.sum((a.numpy().astype(np.float64) - b.numpy().astype(np.float64)) ** 2)
+            np.sum((a.detach().numpy().astype(np.float64) - b.numpy().astype(np.float64)) ** 2)
             for a, b in zip(moved, initial, strict=True)
         ]
     )
@@ -64,20 +64,37 @@ def test_squared_distances_refuse_what_they_would_misread():
 
 
 def test_the_trainer_distances_take_the_kernel_on_cpu_and_tensor_operations_otherwise():
-    """``deep.train._distances``: the compiled pass for contiguous CPU tensors (no scratch
-    asked for); for a transposed view, the scratch path, which agrees to float32 rounding."""
+    """``deep.train._DistanceMeter``: the compiled pass for contiguous CPU tensors (no scratch
+    made); for a transposed view, the scratch path, which agrees to float32 rounding."""
     moved, initial = _pairs(torch.float32, seed=1)
-    asked = []
-
-    def scratch():
-        asked.append(1)
-        return [torch.empty_like(t) for t in moved]
-
-    np.testing.assert_allclose(
-        _distances(moved, initial, scratch), np.sqrt(_reference(moved, initial)), rtol=1e-13
-    )
-    assert asked == []
+    meter = _DistanceMeter(moved, initial)
+    np.testing.assert_allclose(meter(), np.sqrt(_reference(moved, initial)), rtol=1e-13)
+    assert meter._scratch is None
     views = [torch.randn(40, 30).t()]
     starts = [v.detach().clone() - 0.01 for v in views]
-    got = _distances(views, starts, lambda: [torch.empty_like(v) for v in views])
+    got = _DistanceMeter(views, starts)()
     np.testing.assert_allclose(got, np.sqrt(_reference(views, starts)), rtol=1e-5)
+
+
+def test_the_meter_keeps_its_blocks_and_remakes_them_when_a_tensor_moves():
+    """The blocks are made once and read the tensors' current values at every call (as the
+    optimiser updates them in place); a parameter given new storage (``p.data = ...``) or a
+    non-contiguous layout is noticed: the blocks are remade or the tensor path taken.
+
+    Mutants caught: blocks never remade (a moved tensor's old memory read), remade at every
+    call (the point of keeping them)."""
+    moved, initial = _pairs(torch.float32, seed=2)
+    params = [torch.nn.Parameter(t.clone()) for t in moved]
+    meter = _DistanceMeter(params, initial)
+    first = meter()
+    blocks = meter._blocks
+    with torch.no_grad():
+        params[0].add_(1.0)  # in place: same blocks, new values
+    np.testing.assert_allclose(meter(), np.sqrt(_reference(params, initial)), rtol=1e-13)
+    assert meter._blocks is blocks and not np.array_equal(meter(), first)
+    params[0].data = params[0].data + 2.0  # new storage
+    np.testing.assert_allclose(meter(), np.sqrt(_reference(params, initial)), rtol=1e-13)
+    assert meter._blocks is not blocks
+    params[4].data = params[4].data.t().contiguous().t()  # same values, not contiguous
+    np.testing.assert_allclose(meter(), np.sqrt(_reference(params, initial)), rtol=1e-5)
+    assert meter._scratch is not None

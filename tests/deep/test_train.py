@@ -380,9 +380,9 @@ def test_resume_after_kill_is_bitwise_identical(tmp_path, mode, killed_at):
     assert ma["step"] == mb["step"] == 24
     for key in mb["model"]:
         assert torch.equal(ma["model"][key], mb["model"][key]), key
-    states = zip(ma["optimizer"]["state"].values(), mb["optimizer"]["state"].values(), strict=True)
-    for sa, sb in states:
-        assert torch.equal(sa["momentum_buffer"], sb["momentum_buffer"])
+    # no update follows the final checkpoint: it holds no momenta (the weights above, equal
+    # after the 16 resumed updates, are what the restored momenta are checked by)
+    assert ma["optimizer"] is None and mb["optimizer"] is None
 
 
 def test_ghost_running_stats_reaches_the_layers_and_keeps_old_folders(tmp_path):
