@@ -622,9 +622,8 @@ class Recorder:
     A checkpoint is two files written atomically: ``checkpoint-records.npz`` (the rows so
     far) first, then ``checkpoint.pt`` (model, optimiser but for the final one, step,
     initial weights, random states, row count, elapsed time: tensors and plain types only).
-    A kill between the two
-    leaves a records file with more rows than the checkpoint names, and only its first rows
-    are read.
+    A kill between the two leaves a records file with more rows than the checkpoint names,
+    and only its first rows are read.
     """
 
     def __init__(

@@ -278,16 +278,19 @@ def _logistic_weights(u, c, p):
 def _dot_rows(UT, j, p):
     """``sum_i UT[j, i] p[i]`` in four interleaved partial sums (one SIMD register).
 
-    ``K`` is a multiple of 4 (:func:`make_problem`). Four partial sums shorten the chain of
-    dependent additions four times; their order is fixed, so the bits do not depend on the
-    machine's vector width.
+    Four partial sums shorten the chain of dependent additions four times; their order is
+    fixed, so the bits do not depend on the machine's vector width. (:func:`make_problem`
+    pads ``K`` to a multiple of 4; a remainder would be added to the first sum.)
     """
+    whole = p.size - p.size % _LANES
     a0 = a1 = a2 = a3 = 0.0
-    for i in range(0, p.size, _LANES):
+    for i in range(0, whole, _LANES):
         a0 += UT[j, i] * p[i]
         a1 += UT[j, i + 1] * p[i + 1]
         a2 += UT[j, i + 2] * p[i + 2]
         a3 += UT[j, i + 3] * p[i + 3]
+    for i in range(whole, p.size):
+        a0 += UT[j, i] * p[i]
     return (a0 + a1) + (a2 + a3)
 
 
