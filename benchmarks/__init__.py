@@ -4,11 +4,20 @@ A benchmark module is any ``benchmarks/bench_*.py`` defining ``BENCHMARKS``, a l
 :class:`Benchmark`. ``python -m benchmarks [NAME ...]`` runs them and prints one line each:
 name, our time per unit of work, the baseline's, the speed-up (baseline time / our time) and
 the goal. Benchmarks are measurements, not tests: nothing here asserts a timing.
+
+Each timed sample of a side lasts at least :attr:`Benchmark.min_sample_s` (0.2 s): a side
+whose call is shorter is called that many times back to back and timed once (as
+:func:`timeit.Timer.autorange` chooses its ``number``). Without it a 5 ms call timed after a
+400 ms baseline would carry every per-sample cost alone: on the 2-core virtual machines
+these numbers come from, the first touch of code and data left idle for 0.4 s costs about
+1 ms (a numba call that takes 3 us warm took 0.9-1.5 ms), a fifth of such a call, and a
+quarter of a percent of the baseline's sample.
 """
 
 from __future__ import annotations
 
 import importlib
+import math
 import pkgutil
 import statistics
 import time
@@ -47,7 +56,10 @@ class Benchmark:
         Timed repeats of each side; the median is reported. One untimed warm-up call first.
     warmup : bool
         Whether to make that warm-up call (``False`` for long runs whose ``setup`` already
-        compiles the kernels on a small case).
+        compiles the kernels on a small case; each sample is then one call).
+    min_sample_s : float
+        Shortest timed sample: a side whose call (timed once after the warm-up) is shorter
+        is called ``ceil(min_sample_s / call)`` times per sample.
     """
 
     name: str
@@ -61,6 +73,7 @@ class Benchmark:
     max_seconds: float | None = None
     repeats: int = 5
     warmup: bool = True
+    min_sample_s: float = 0.2
 
 
 @dataclass(frozen=True)
@@ -75,29 +88,40 @@ class BenchResult:
     benchmark: Benchmark
 
 
-def _timed(fn: Callable[[Any], Any], state: Any) -> float:
+def _timed(fn: Callable[[Any], Any], state: Any, number: int = 1) -> float:
+    """Seconds per call of ``number`` calls of ``fn(state)`` timed together."""
     start = time.perf_counter()
-    fn(state)
-    return time.perf_counter() - start
+    for _ in range(number):
+        fn(state)
+    return (time.perf_counter() - start) / number
+
+
+def _calls_per_sample(fn: Callable[[Any], Any], state: Any, bench: Benchmark) -> int:
+    """Warm ``fn`` up and return how many calls make a sample of ``bench.min_sample_s``."""
+    if not bench.warmup:
+        return 1
+    fn(state)  # JIT compilation, caches
+    return max(1, math.ceil(bench.min_sample_s / max(_timed(fn, state), 1e-9)))
 
 
 def run_benchmark(bench: Benchmark) -> BenchResult:
     """Time ``ours`` and ``baseline`` in this process, alternating sides across repeats.
 
-    Each side gets one untimed warm-up call (JIT compilation, caches); then the repeats
-    alternate ours, baseline, ours, ... so that a change in machine load during the run
-    biases both sides alike. The medians are reported.
+    Each side gets an untimed warm-up call (JIT compilation, caches) and a second one that
+    sets its calls per sample (see the module docstring); then the samples alternate ours,
+    baseline, ours, ... so that a change in machine load during the run biases both sides
+    alike. The medians of the time per call are reported.
     """
     state = bench.setup()
-    if bench.warmup:
-        bench.ours(state)
-        if bench.baseline is not None:
-            bench.baseline(state)
+    ours_number = _calls_per_sample(bench.ours, state, bench)
+    base_number = (
+        _calls_per_sample(bench.baseline, state, bench) if bench.baseline is not None else 1
+    )
     ours_times, base_times = [], []
     for _ in range(bench.repeats):
-        ours_times.append(_timed(bench.ours, state))
+        ours_times.append(_timed(bench.ours, state, ours_number))
         if bench.baseline is not None:
-            base_times.append(_timed(bench.baseline, state))
+            base_times.append(_timed(bench.baseline, state, base_number))
     ours = statistics.median(ours_times)
     base = statistics.median(base_times) if base_times else None
     speedup = base / ours if base is not None else None

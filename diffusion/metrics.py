@@ -35,6 +35,7 @@ before an SVD, so they stay right when the raw columns differ by many orders of 
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -211,7 +212,13 @@ def log_schedule(t_max: float, per_decade: int = 10, start: int = 1) -> np.ndarr
         raise ValueError(f"t_max must be a finite number >= 1, got {t_max!r}")
     if t_max_f >= 2**62:
         raise ValueError(f"t_max must be below 2**62 to be held as int64, got {t_max!r}")
-    last = int(math.floor(t_max_f))
+    return _log_grid(int(math.floor(t_max_f)), int(per_decade), start).copy()
+
+
+@functools.lru_cache(maxsize=64)
+def _log_grid(last: int, per_decade: int, start: int) -> np.ndarray:
+    """:func:`log_schedule` of valid arguments, kept: every run of a study asks for the same
+    few grids, and building one is a dozen numpy calls (callers get a copy)."""
     n = max(int(math.ceil(math.log10(last) * per_decade)) + 1, 2)
     grid = np.floor(np.logspace(0.0, math.log10(last), n)).astype(np.int64)
     # below t = 1/(r - 1), with r the ratio between grid points, the spacing is under one:
@@ -221,7 +228,9 @@ def log_schedule(t_max: float, per_decade: int = 10, start: int = 1) -> np.ndarr
     grid = grid[(grid >= 1) & (grid <= last)]
     if start == 0:
         grid = np.concatenate([[0], grid])
-    return grid.astype(np.int64)
+    grid = grid.astype(np.int64)
+    grid.flags.writeable = False
+    return grid
 
 
 # ----------------------------------------------------------------------------- laws

@@ -92,6 +92,18 @@ class State(NamedTuple):
 _LANES = 4  # float64 lanes of a 256-bit SIMD register
 
 
+def _distinct_rows(Z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``np.unique(Z, axis=0, return_counts=True)`` for a finite float matrix, in a few
+    calls: the rows sorted lexicographically, and a new row wherever one differs from the
+    previous (``np.unique`` with an axis sorts a structured view, ten times slower here)."""
+    N = Z.shape[0]
+    rows = Z[np.lexsort(Z.T[::-1])]
+    new = np.ones(N, dtype=bool)
+    np.any(rows[1:] != rows[:-1], axis=1, out=new[1:])
+    starts = np.flatnonzero(new)
+    return rows[starts], np.diff(starts, append=N)
+
+
 def make_problem(Z: np.ndarray, loss_id: int, loss_param: float) -> Problem:
     """Pack folded samples ``Z`` (N, d) and a built-in loss for the kernels.
 
@@ -99,7 +111,7 @@ def make_problem(Z: np.ndarray, loss_id: int, loss_param: float) -> Problem:
     full-batch loops run in whole SIMD vectors without a scalar remainder (12% of a Fig. 1
     step). A padded row adds exactly ``0 * 0`` to the gradient: the bits do not change.
     """
-    unique, counts = np.unique(Z, axis=0, return_counts=True)
+    unique, counts = _distinct_rows(Z)
     K, d = unique.shape
     padded = -(-K // _LANES) * _LANES
     UT = np.zeros((d, padded))

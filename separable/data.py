@@ -85,10 +85,10 @@ def as_labels(y: object, n: int, name: str = "y", allow_one_class: bool = False)
         ) from exc
     if arr.ndim != 1 or arr.shape[0] != n:
         raise ValueError(f"{name} must have shape ({n},) to match X, got shape {arr.shape}")
-    if not np.all(np.isfinite(arr)):
-        raise ValueError(f"{name} must be finite, found {float(arr[~np.isfinite(arr)][0])}")
     positive = arr == 1.0
     if not np.all(positive | (arr == -1.0)):  # comparisons, not np.unique: no sort per call
+        if not np.all(np.isfinite(arr)):  # labels of +-1 are finite: checked only here
+            raise ValueError(f"{name} must be finite, found {float(arr[~np.isfinite(arr)][0])}")
         values = set(np.unique(arr).tolist())
         if not values <= {0.0, 1.0}:
             raise ValueError(

@@ -386,12 +386,16 @@ def _pack_rule(rule: Optimizer, eta: float, N: int) -> Rule:
 
 
 def _trace_run(problem, packed, state, schedule, rule, loss_obj, rng):
-    """Advance to each recording time; return the times, weights, status and last step."""
+    """Advance to each recording time; return the times and weights there (arrays), the
+    status and the last step."""
     fast = loss_obj.kernel_id >= 0 and not isinstance(rule, CustomUpdate)
     if fast:  # one compiled call; segment k's minibatch sampler is seeded by the k-th draw
-        seeds = rng.integers(0, 2**31 - 1, size=len(schedule))
-        times, weights, status, t = run_schedule(problem, packed, state, schedule, seeds)
-        return [int(x) for x in times], list(weights), status, t
+        seeds = (
+            np.zeros(len(schedule), dtype=np.int64)
+            if rng is None
+            else rng.integers(0, 2**31 - 1, size=len(schedule))
+        )
+        return run_schedule(problem, packed, state, schedule, seeds)
     user = rule if isinstance(rule, CustomUpdate) else None
     ts, ws = [], []
     t, status = 0, 0
@@ -401,7 +405,8 @@ def _trace_run(problem, packed, state, schedule, rule, loss_obj, rng):
             break
         ts.append(t)
         ws.append(state.w.copy())
-    return ts, ws, status, int(t)
+    W = np.array(ws) if ws else np.empty((0, state.w.size))
+    return np.array(ts, dtype=np.int64), W, status, int(t)
 
 
 def optimize(
@@ -457,7 +462,9 @@ def optimize(
     t_max_f = check_real("t_max", t_max, 1.0, 2.0**62, high_open=True)
     if not t_max_f.is_integer():  # t_max may come as a float (1e6)
         raise ValueError(f"t_max must be integer-valued, got {t_max!r}")
-    rng = np.random.default_rng(check_int("seed", seed, 0))
+    seed = check_int("seed", seed, 0)
+    # only minibatches draw: a full-batch run needs no generator (nor its seeding's cost)
+    rng = np.random.default_rng(seed) if isinstance(rule, SGD) else None
     w = _start(w0, d)
     svm = hard_margin_svm(Z) if svm is None else svm
     eta = default_eta(rule, Z)
@@ -468,11 +475,11 @@ def optimize(
         w,
         np.zeros(d),
         np.zeros(d),
-        rng.permutation(N).astype(np.int64),
+        np.arange(N, dtype=np.int64) if rng is None else rng.permutation(N).astype(np.int64),
         np.zeros(1, dtype=np.int64),
     )
     schedule = log_schedule(t_max_f, per_decade, start=1)
-    ts, ws, status, t = _trace_run(
+    T, W, status, t = _trace_run(
         problem, _pack_rule(rule, eta, N), state, schedule, rule, loss_obj, rng
     )
     if status:
@@ -481,12 +488,10 @@ def optimize(
             RuntimeWarning,
             stacklevel=2,
         )
-        if not ts:
+        if not T.size:
             raise DivergenceError(
                 f"{rule.name} diverged at step {t}, before the first recorded step", t
             )
-    T = np.asarray(ts, dtype=np.int64)
-    W = np.asarray(ws)
     with np.errstate(over="ignore"):
         extras = gap_measures(Z, W, svm.w, np.log(T.astype(float)), loss_obj)
     extras["w"] = W
