@@ -47,6 +47,20 @@ def test_log_schedule_property(t_max, per_decade, start):
     assert t[0] == start and t[-1] == int(np.floor(t_max))
 
 
+def test_log_schedule_returns_a_fresh_array_each_call():
+    """The grids are kept between calls; each caller gets its own writable copy.
+
+    Mutant caught: the kept grid itself returned (a caller's edit would change every later
+    schedule of the same arguments)."""
+    first = log_schedule(1e4, 10)
+    expected = first.copy()
+    first[:] = 0
+    again = log_schedule(1e4, 10)
+    np.testing.assert_array_equal(again, expected)
+    again[0] = 5  # writable
+    assert log_schedule(1e4, 10)[0] == 1
+
+
 @pytest.mark.parametrize(
     "bad, arg", [(0.5, "t_max"), (float("nan"), "t_max"), (float("inf"), "t_max")]
 )

@@ -109,6 +109,23 @@ def test_problem_merges_repeated_rows_with_their_counts():
     assert problem.counts.sum() == Z.shape[0]
 
 
+@pytest.mark.parametrize("seed", range(6))
+def test_distinct_rows_are_those_of_np_unique(seed):
+    """The distinct rows and counts that ``make_problem`` keeps are ``np.unique(Z, axis=0)``'s,
+    on integer-valued rows with many repeats, signed zeros (equal rows) and one column.
+
+    Mutants caught: rows sorted by their last column first; a repeat counted only when it
+    differs in every column (``all`` for ``any``)."""
+    rng = np.random.default_rng(seed)
+    Z = rng.integers(-2, 3, size=(int(rng.integers(1, 40)), 1 + seed % 3)).astype(float)
+    Z[rng.random(Z.shape) < 0.2] = -0.0
+    rows, counts = np.unique(Z, axis=0, return_counts=True)
+    problem = make_problem(Z, 0, 0.0)
+    K = rows.shape[0]
+    np.testing.assert_array_equal(problem.UT[:, :K], rows.T)
+    np.testing.assert_array_equal(problem.counts[:K], counts)
+
+
 def test_gd_run_matches_the_numpy_loop_over_many_steps():
     """The public GD run on Fig. 1 equals the benchmark's numpy loop after 5,000 steps.
 
