@@ -633,6 +633,9 @@ class BatchOrder:
         first, offset = divmod(start, self.n_samples)
         if offset + self.batch_size <= self.n_samples:
             return self.permutation(first)[offset : offset + self.batch_size].clone()
+        if self.batch_size <= self.n_samples:  # the end of one epoch, the start of the next
+            head = self.permutation(first)[offset:]
+            return torch.cat([head, self.permutation(first + 1)[: self.batch_size - head.numel()]])
         pos = torch.arange(start, start + self.batch_size)
         epochs = pos // self.n_samples
         out = torch.empty(self.batch_size, dtype=torch.long)

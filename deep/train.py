@@ -48,6 +48,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass, field, fields, replace
+from functools import partial
 from pathlib import Path
 from typing import ClassVar
 
@@ -84,13 +85,15 @@ from diffusion.metrics import Trace, log_schedule
 from diffusion.records import (
     HASH_NEUTRAL,
     Run,
-    atomic_write_npz,
-    atomic_write_with,
+    StagedFile,
+    commit_in_order,
     config_hash,
     find_run,
     load_run,
     run_dir,
     save_run,
+    stage_npz,
+    stage_with,
     to_jsonable,
 )
 from diffusion.runtime import Runtime, check_runtime
@@ -745,8 +748,12 @@ class Recorder:
         states : list of dict, optional
             The replicas' random states to store (:meth:`rng_states`); taken now if omitted.
         background : bool
-            Write the files on another thread. The model and optimizer must then stay as they
-            are until the returned function has been called.
+            Return before the files are in place, leaving work to another thread: writing
+            them, when a core is free of torch's threads (:func:`_core_to_spare`), else only
+            the wait for the disk (fsync) and the renames, after writing them here (a writer
+            thread beside the OpenMP team would take turns with it; one blocked in fsync
+            does not). The model and optimizer must stay as they are until the returned
+            function has been called.
 
         Returns
         -------
@@ -772,18 +779,28 @@ class Recorder:
                 "wall_time_s": self.wall_time,
             }
 
-            def write() -> None:
-                atomic_write_npz(self.path / CHECKPOINT_RECORDS_FILE, rows)
-                atomic_write_with(
-                    self.path / CHECKPOINT_FILE, lambda fh: _save_checkpoint(payload, fh)
-                )
+            def stage() -> list[StagedFile]:
+                staged = [stage_npz(self.path / CHECKPOINT_RECORDS_FILE, rows)]
+                try:
+                    write = partial(_save_checkpoint, payload)
+                    staged.append(stage_with(self.path / CHECKPOINT_FILE, write))
+                except BaseException:
+                    staged[0].discard()
+                    raise
+                return staged  # committed in this order: the records first
 
-            if background:
-                pool = ThreadPoolExecutor(1, thread_name_prefix="checkpoint")
-                wait_for_files = pool.submit(write).result
-                pool.shutdown(wait=False)  # the thread ends when the files are written
+            if not background:
+                commit_in_order(stage())
             else:
-                write()
+                # in both cases the thread ends when the files are in place
+                work = (
+                    (lambda: commit_in_order(stage()))
+                    if _core_to_spare()
+                    else partial(commit_in_order, stage())
+                )
+                pool = ThreadPoolExecutor(1, thread_name_prefix="checkpoint")
+                wait_for_files = pool.submit(work).result
+                pool.shutdown(wait=False)
 
         def complete() -> None:
             wait_for_files()
@@ -910,11 +927,11 @@ def train(
             )
         with torch_threads(runtime.threads):
             records, summary = _train(config, runtime, info, path, resume, on_checkpoint)
-        if info.is_main:
-            save_run(runs, config, records, summary)
+        run = save_run(runs, config, records, summary) if info.is_main else None
         if info.distributed:
             dist.barrier()
-        return load_run(path)
+        # the other replicas read the folder rank 0 wrote; rank 0 returns what it wrote
+        return run if run is not None else load_run(path)
     finally:
         teardown(info)
 
@@ -996,20 +1013,16 @@ def _train(
     if not recorder.finished:  # the last point: loss at w_T, running statistics untouched
         # The checkpoint of w_T is written before the final row, keeping the random state
         # from before it, so a run killed before its records are written resumes here and
-        # computes the same row again. In one process, with a core that torch's threads
-        # leave free, it is written while the final evaluation runs (which leaves the
-        # weights and buffers alone); under DDP the evaluation averages the buffers in
-        # place, so it waits.
+        # computes the same row again. In one process it is finished while the final
+        # evaluation runs (which leaves the weights and buffers alone): written, with a core
+        # that torch's threads leave free, else synced to disk; under DDP the evaluation
+        # averages the buffers in place, so it waits.
         states = recorder.rng_states()
         x, y = batch(plan.total_steps)
         loss_value = _global_loss(_loss_keeping_buffers(model, x, y), info)
         average_running_stats(model, info)
         complete = recorder.save(
-            plan.total_steps,
-            model,
-            None,
-            states=states,
-            background=not info.distributed and _core_to_spare(),
+            plan.total_steps, model, None, states=states, background=not info.distributed
         )
         try:
             recorder.record(plan.total_steps, loss_value, scores(plan.total_steps))

@@ -67,6 +67,10 @@ __all__ = [
     "atomic_write_bytes",
     "atomic_write_json",
     "atomic_write_npz",
+    "StagedFile",
+    "stage_with",
+    "stage_npz",
+    "commit_in_order",
     "to_jsonable",
     "register_runner",
     "registered_runners",
@@ -209,29 +213,74 @@ def _umask() -> int:
     return mask
 
 
+class StagedFile:
+    """A file written to a temporary name beside its destination, not yet in place.
+
+    :meth:`commit` makes it durable (fsync) and renames it over the destination;
+    :meth:`discard` removes it. Writing happens when it is made (:func:`stage_with`), so the
+    CPU work of serialising and the wait for the disk can be done at different times, and the
+    wait on another thread: a thread blocked in ``fsync`` takes no turn on a core.
+    """
+
+    def __init__(self, path: Path, fh: io.BufferedWriter, tmp: str) -> None:
+        self.path, self._fh, self._tmp = path, fh, tmp
+
+    def commit(self) -> Path:
+        """fsync the file and rename it over the destination (removed if that fails)."""
+        try:
+            os.fsync(self._fh.fileno())
+            self._fh.close()
+            os.chmod(self._tmp, 0o666 & ~_umask())  # mkstemp makes 0600: the usual permissions
+            os.replace(self._tmp, self.path)
+        except BaseException:
+            self.discard()
+            raise
+        return self.path
+
+    def discard(self) -> None:
+        """Close and remove the temporary file; the destination is left as it was."""
+        self._fh.close()
+        try:
+            os.unlink(self._tmp)
+        except FileNotFoundError:
+            pass
+
+
+def stage_with(path: str | os.PathLike, write: Callable[[io.BufferedWriter], Any]) -> StagedFile:
+    """Write ``path``'s new content with ``write(file)`` to a temporary file in its folder,
+    flushed to the system but not yet fsynced nor in place (see :class:`StagedFile`);
+    nothing is left behind if ``write`` fails."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    staged = StagedFile(path, os.fdopen(fd, "wb"), tmp)
+    try:
+        write(staged._fh)
+        staged._fh.flush()
+    except BaseException:
+        staged.discard()
+        raise
+    return staged
+
+
+def commit_in_order(staged: list[StagedFile]) -> None:
+    """Commit ``staged`` one after the other; if one fails, discard the rest and raise."""
+    for i, file in enumerate(staged):
+        try:
+            file.commit()
+        except BaseException:
+            for rest in staged[i + 1 :]:
+                rest.discard()
+            raise
+
+
 def atomic_write_with(path: str | os.PathLike, write: Callable[[io.BufferedWriter], Any]) -> Path:
     """Create ``path`` atomically with ``write(file)``: a temporary file in the same folder,
     written, fsynced, then renamed over ``path``; nothing is left behind if ``write`` fails.
 
     For serialisers that stream into a file (``torch.save``), without a copy in memory first.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            write(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual permissions
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    return path
+    return stage_with(path, write).commit()
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes | memoryview) -> Path:
@@ -250,9 +299,15 @@ def atomic_write_json(path: str | os.PathLike, obj: Any) -> Path:
 
 def atomic_write_npz(path: str | os.PathLike, arrays: Mapping[str, np.ndarray]) -> Path:
     """Write a compressed ``.npz`` atomically (serialised in memory, then one atomic write)."""
+    return stage_npz(path, arrays).commit()
+
+
+def stage_npz(path: str | os.PathLike, arrays: Mapping[str, np.ndarray]) -> StagedFile:
+    """:func:`atomic_write_npz` up to its commit (see :class:`StagedFile`)."""
     buf = io.BytesIO()
     np.savez_compressed(buf, **{k: np.asarray(v) for k, v in arrays.items()})
-    return atomic_write_bytes(path, buf.getbuffer())
+    data = buf.getbuffer()
+    return stage_with(path, lambda fh: fh.write(data))
 
 
 # ----------------------------------------------------------------------------- runs

@@ -118,7 +118,9 @@ def make_problem(Z: np.ndarray, loss_id: int, loss_param: float) -> Problem:
     UT[:, :K] = unique.T
     c = np.zeros(padded)
     c[:K] = counts
-    return Problem(np.ascontiguousarray(Z, dtype=np.float64), UT, c, int(loss_id), float(loss_param))
+    return Problem(
+        np.ascontiguousarray(Z, dtype=np.float64), UT, c, int(loss_id), float(loss_param)
+    )
 
 
 @njit(inline="always")

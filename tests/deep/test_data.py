@@ -197,6 +197,10 @@ def test_batch_order_is_a_stream_of_permutations(n, b, seed, step):
     idx = order.indices(step)
     assert idx.shape == (b,)
     assert torch.equal(idx, BatchOrder(n, b, seed).indices(step))  # pure function of (seed, step)
+    # batch k is positions [k b, (k + 1) b) of the epochs' permutations laid end to end
+    last_epoch = ((step + 1) * b - 1) // n
+    laid = torch.cat([order.permutation(e) for e in range(last_epoch + 1)])
+    assert torch.equal(idx, laid[step * b : (step + 1) * b])
     # consecutive batches concatenated cover each epoch exactly once
     stream = torch.cat([order.indices(k) for k in range(-(-2 * n // b))])[: 2 * n]
     for e in range(2):

@@ -455,29 +455,44 @@ def test_a_flipped_bit_in_a_checkpoint_is_refused(tmp_path, which):
 
 
 @pytest.mark.parametrize("cores, threads, spare", [(2, 2, False), (2, 1, True), (1, 1, False)])
-def test_the_final_checkpoint_is_written_in_the_background_only_beside_a_free_core(
+def test_the_final_checkpoint_is_finished_on_a_thread_while_the_evaluation_runs(
     tmp_path, monkeypatch, cores, threads, spare
 ):
-    """With as many torch threads as cores a writer thread would take turns with torch's
-    OpenMP team, so the final checkpoint is then written first, in the foreground; with a
-    core to spare it is written while the final evaluation runs. Either way the run's
-    records and final weights are the same. Mutant caught: the background write kept on
-    every machine (or never used)."""
+    """The final checkpoint is finished on a writer thread while the final evaluation runs.
+    With a core free of torch's threads the thread writes the files; with as many torch
+    threads as cores a writer would take turns with torch's OpenMP team, so the files are
+    serialised first, on the main thread, and the thread only waits for the disk (fsync) and
+    renames them. Either way the checkpoint is in place, whole, when the run returns.
+
+    Mutants caught: the whole write on the thread on every machine (or never); the fsync
+    left on the main thread."""
+    import threading
+
     import deep.train as train_module
+    import diffusion.records as records_module
 
     monkeypatch.setattr(train_module.os, "sched_getaffinity", lambda pid: set(range(cores)))
     monkeypatch.setattr(train_module.torch, "get_num_threads", lambda: threads)
     assert train_module._core_to_spare() is spare
-    seen = []
-    save = train_module.Recorder.save
+    serialised, synced = [], []
+    save_checkpoint, fsync = train_module._save_checkpoint, records_module.os.fsync
 
-    def spy(self, step, model, optimizer, *, states=None, background=False):
-        seen.append(background)
-        return save(self, step, model, optimizer, states=states, background=background)
+    def serialise_spy(payload, fh):
+        serialised.append(threading.current_thread().name)
+        return save_checkpoint(payload, fh)
 
-    monkeypatch.setattr(train_module.Recorder, "save", spy)
+    def fsync_spy(fd):
+        synced.append((threading.current_thread().name, os.readlink(f"/proc/self/fd/{fd}")))
+        return fsync(fd)
+
+    monkeypatch.setattr(train_module, "_save_checkpoint", serialise_spy)
+    monkeypatch.setattr(records_module.os, "fsync", fsync_spy)
     cfg = TrainConfig(**{**SMALL, "epochs": 1.0, "milestones": ()})
     run = train(cfg, tmp_path, runtime=CPU)
-    assert seen == [spare]
+    on_thread = [name.startswith("checkpoint") for name in serialised]
+    assert on_thread == [spare]  # one checkpoint, the final one
+    ckpt_syncs = [name for name, target in synced if ".checkpoint.pt." in target]
+    assert len(ckpt_syncs) == 1 and ckpt_syncs[0].startswith("checkpoint")
     assert run.summary["steps"] == run.records["t"][-1]
-    assert load_checkpoint(tmp_path / run.path.name / CHECKPOINT_FILE)["step"] == run.summary["steps"]
+    final = load_checkpoint(tmp_path / run.path.name / CHECKPOINT_FILE)
+    assert final["step"] == run.summary["steps"]
