@@ -78,6 +78,41 @@ def test_weights_equal_a_hand_written_sgd(small_run):
     assert run.summary["steps"] == total
 
 
+@pytest.mark.parametrize("momentum, weight_decay", [(0.9, 1e-3), (0.0, 0.0), (0.5, 0.0)])
+def test_the_fused_sgd_makes_torchs_plain_updates_bit_for_bit(momentum, weight_decay):
+    """The trainer's optimiser (fused on CPU) and torch's plain SGD, fed the same gradients
+    for 20 steps at a changing learning rate, hold the same weights and momenta, bit for bit.
+
+    Mutant caught: the weight decay or the momentum left out of the fused step's settings."""
+    from deep.train import make_sgd
+
+    cfg = TrainConfig(**{**SMALL, "momentum": momentum, "weight_decay": weight_decay})
+    gen = torch.Generator().manual_seed(0)
+    start = [torch.randn(shape, generator=gen) for shape in ((64, 30), (64,), (10, 64))]
+    ours = [p.clone().requires_grad_(True) for p in start]
+    plain = [p.clone().requires_grad_(True) for p in start]
+    fused = make_sgd(ours, 0.05, cfg)
+    assert all(group["fused"] for group in fused.param_groups)
+    reference = torch.optim.SGD(
+        plain, lr=0.05, momentum=momentum, weight_decay=weight_decay, foreach=False
+    )
+    for step in range(20):
+        for opt in (fused, reference):
+            for group in opt.param_groups:
+                group["lr"] = 0.05 / (1 + step)
+        for a, b in zip(ours, plain, strict=True):
+            a.grad = torch.randn(a.shape, generator=gen)
+            b.grad = a.grad.clone()
+        fused.step()
+        reference.step()
+    for a, b in zip(ours, plain, strict=True):
+        assert torch.equal(a, b)
+        if momentum:
+            assert torch.equal(
+                fused.state[a]["momentum_buffer"], reference.state[b]["momentum_buffer"]
+            )
+
+
 def test_trace_distance_and_schedule(small_run):
     run, _ = small_run
     trace = run.trace()
