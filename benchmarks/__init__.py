@@ -59,7 +59,8 @@ class Benchmark:
         compiles the kernels on a small case; each sample is then one call).
     min_sample_s : float
         Shortest timed sample: a side whose call (timed once after the warm-up) is shorter
-        is called ``ceil(min_sample_s / call)`` times per sample.
+        is called ``ceil(min_sample_s / call)`` times per sample. ``0`` for benchmarks whose
+        calls take seconds: one call per sample, and no call to time it.
     """
 
     name: str
@@ -101,6 +102,8 @@ def _calls_per_sample(fn: Callable[[Any], Any], state: Any, bench: Benchmark) ->
     if not bench.warmup:
         return 1
     fn(state)  # JIT compilation, caches
+    if bench.min_sample_s <= 0:
+        return 1
     return max(1, math.ceil(bench.min_sample_s / max(_timed(fn, state), 1e-9)))
 
 
