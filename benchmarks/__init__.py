@@ -53,9 +53,9 @@ class Benchmark:
     max_seconds : float, optional
         Goal as a wall time for one call of ``ours``.
     repeats : int
-        Timed repeats of each side; the median is reported. One untimed warm-up call first.
+        Timed samples of each side; the median time per call is reported.
     warmup : bool
-        Whether to make that warm-up call (``False`` for long runs whose ``setup`` already
+        Whether to make an untimed warm-up call first (``False`` for long runs whose ``setup`` already
         compiles the kernels on a small case; each sample is then one call).
     min_sample_s : float
         Shortest timed sample: a side whose call (timed once after the warm-up) is shorter
