@@ -55,8 +55,9 @@ class Benchmark:
     repeats : int
         Timed samples of each side; the median time per call is reported.
     warmup : bool
-        Whether to make an untimed warm-up call first (``False`` for long runs whose ``setup`` already
-        compiles the kernels on a small case; each sample is then one call).
+        Whether to make an untimed warm-up call first (``False`` for long runs whose
+        ``setup`` already compiles the kernels on a small case; each sample is then one
+        call).
     min_sample_s : float
         Shortest timed sample: a side whose call (timed once after the warm-up) is shorter
         is called ``ceil(min_sample_s / call)`` times per sample. ``0`` for benchmarks whose
