@@ -157,6 +157,7 @@ def _gbn_benchmarks(kind: str) -> list[Benchmark]:
 
 # ----------------------------------------------------------------------------- trainer
 _STEPS = 150
+_ON_DEVICE = "cuda" if _DEVICE.type == "cuda" else "cpu; GPU part skipped without CUDA"
 _TRAIN = dict(
     model="f1",
     data="mnist5k",
@@ -251,7 +252,7 @@ BENCHMARKS = [
     *_gbn_benchmarks("conv"),
     Benchmark(
         "deep.train.steps",
-        ">= 0.95x a bare PyTorch loop",
+        f">= 0.95x a bare PyTorch loop ({_ON_DEVICE})",
         _train_setup,
         _ours_train,
         _bare_loop,
@@ -263,7 +264,7 @@ BENCHMARKS = [
     ),
     Benchmark(
         "deep.train.bookkeeping",
-        "informational (>= 0.95x a bare loop with the trainer's fused SGD step)",
+        f"informational (>= 0.95x a bare loop with the trainer's fused SGD step; {_ON_DEVICE})",
         _train_setup,
         _ours_train,
         _fused_bare_loop,
