@@ -133,9 +133,7 @@ class PairedBlocks:
                 or not t.is_contiguous()
                 or not t0.is_contiguous()
             ):
-                raise ValueError(
-                    f"pair {i} is not two contiguous CPU {dtype} tensors of one shape"
-                )
+                raise ValueError(f"pair {i} is not two contiguous CPU {dtype} tensors of one shape")
         # the tensors are kept, so that their storage outlives the addresses in the table
         self._tensors, self._initial = list(tensors), list(initial)
         self._layout = _layout(self._tensors, self._initial)
