@@ -268,3 +268,42 @@ def test_runs_stored_before_an_explicit_kind_still_load(tmp_path):
     store(records._hash(WalkConfig(walkers=11, t_max=1000), "WalkConfig"))
     assert records.find_run(tmp_path, cfg) is None
     assert records.legacy_run_dir(tmp_path, Plain()) is None  # no LEGACY_KIND: none
+
+
+def test_a_staged_file_is_in_place_only_once_committed(tmp_path):
+    """``stage_with`` writes beside the destination; the destination keeps its old content
+    until ``commit`` (then the new, with the umask's permissions) and after ``discard``.
+
+    Mutants caught: staging straight into the destination; a discard that leaves the
+    temporary file behind."""
+    target = tmp_path / "out.bin"
+    target.write_bytes(b"old")
+
+    def leftovers():
+        return sorted(p.name for p in tmp_path.iterdir() if p.name != "out.bin")
+
+    staged = records.stage_with(target, lambda fh: fh.write(b"new"))
+    assert target.read_bytes() == b"old" and len(leftovers()) == 1
+    assert staged.commit() == target
+    assert target.read_bytes() == b"new" and leftovers() == []
+    assert target.stat().st_mode & 0o777 == 0o666 & ~records._umask()
+    records.stage_with(target, lambda fh: fh.write(b"other")).discard()
+    assert target.read_bytes() == b"new" and leftovers() == []
+
+
+def test_commit_in_order_stops_at_a_failure_and_leaves_nothing_behind(tmp_path):
+    """When a commit fails, the files staged after it are discarded: their destinations are
+    untouched and no temporary file is left; the files before it are in place.
+
+    Mutant caught: the remaining staged files committed (or left on disk) after a failure."""
+    first, blocked, last = tmp_path / "a.bin", tmp_path / "dir", tmp_path / "c.bin"
+    staged = [
+        records.stage_with(first, lambda fh: fh.write(b"a")),
+        records.stage_with(blocked, lambda fh: fh.write(b"b")),
+        records.stage_with(last, lambda fh: fh.write(b"c")),
+    ]
+    blocked.mkdir()  # a file cannot replace a folder: the second commit fails
+    with pytest.raises(OSError):
+        records.commit_in_order(staged)
+    assert first.read_bytes() == b"a" and blocked.is_dir() and not last.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.bin", "dir"]
