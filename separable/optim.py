@@ -249,7 +249,12 @@ def default_eta(rule: Optimizer, Z: np.ndarray) -> float:
 
 def stability_limit(Z: np.ndarray, loss: Loss, w0: np.ndarray) -> float:
     """``2 / (beta sigma_max^2)``; for a loss without global ``beta`` (exp) ``beta = L(w0)``."""
-    return 2.0 / (_smoothness(Z, loss, w0) * float(np.linalg.norm(Z, 2)) ** 2)
+    return _limit(Z, _smoothness(Z, loss, w0))
+
+
+def _limit(Z: np.ndarray, beta: float) -> float:
+    """``2 / (beta sigma_max(Z)^2)`` for a known ``beta``."""
+    return 2.0 / (beta * float(np.linalg.norm(Z, 2)) ** 2)
 
 
 def _smoothness(Z: np.ndarray, loss: Loss, w0: np.ndarray) -> float:
@@ -367,7 +372,7 @@ def _warn_step_size(rule: Optimizer, eta: float, Z: np.ndarray, loss: Loss, w: n
     # true one, and the SVD (the slowest part of a short run's setup) is not needed
     if eta * beta * float(np.vdot(Z, Z)) * (1.0 + 1e-12) <= 2.0:
         return
-    limit = 2.0 / (beta * float(np.linalg.norm(Z, 2)) ** 2)
+    limit = _limit(Z, beta)
     if eta > limit:
         warnings.warn(
             f"eta={eta:.4g} exceeds the stability limit 2/(beta sigma_max^2)={limit:.4g}; "
